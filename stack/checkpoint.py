@@ -1,0 +1,61 @@
+"""Orbax checkpointing of (train state, data position), async, keep-N, resume from the latest.
+
+Resume order, everywhere in this codebase:
+  1. build the abstract state and its shardings (no memory touched);
+  2. if workdir/checkpoints has a step, restore the state straight into those shardings and the
+     data position saved beside it;
+  3. restart the data stream at that position, so the run continues on the batches it would have
+     seen, and the final parameters equal an uninterrupted run's.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import orbax.checkpoint as ocp
+
+from stack.errors import UserError
+
+
+class Checkpointer:
+
+  def __init__(self, workdir: str, *, keep: int = 3, every: int = 1000, async_save: bool = True):
+    self.directory = os.path.abspath(os.path.join(workdir, "checkpoints"))
+    options = ocp.CheckpointManagerOptions(
+        max_to_keep=keep, save_interval_steps=max(int(every), 1), create=True,
+        enable_async_checkpointing=async_save)
+    try:
+      self.manager = ocp.CheckpointManager(self.directory, options=options)
+    except PermissionError as e:
+      raise UserError(f"cannot write checkpoints under {self.directory} ({e.strerror}); "
+                      "pass a --workdir you can write to") from None
+
+  def latest_step(self) -> int | None:
+    return self.manager.latest_step()
+
+  def save(self, step: int, state: Any, data_position: dict[str, Any], *, force: bool = False) -> bool:
+    """Saves when `step` is on the interval (or force); returns whether a save started."""
+    return self.manager.save(
+        step,
+        args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                data=ocp.args.JsonSave(data_position)),
+        force=force)
+
+  def restore(self, abstract_state: Any, step: int | None = None) -> tuple[Any, dict[str, Any], int]:
+    """Restores into the shardings carried by `abstract_state` (ShapeDtypeStructs)."""
+    step = self.latest_step() if step is None else step
+    if step is None:
+      raise FileNotFoundError(f"no checkpoint in {self.directory}")
+    restored = self.manager.restore(
+        step,
+        args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state),
+                                data=ocp.args.JsonRestore()))
+    return restored["state"], dict(restored["data"]), step
+
+  def wait(self) -> None:
+    self.manager.wait_until_finished()
+
+  def close(self) -> None:
+    self.manager.wait_until_finished()
+    self.manager.close()

@@ -1,0 +1,69 @@
+"""Metric writers: JSONL always (dependency-free, easy to plot), TensorBoard events when available.
+
+Only process 0 writes, so a pod run leaves one file, not one per host.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from typing import Any, Mapping
+
+import jax
+
+
+def _plain(value: Any) -> Any:
+  try:
+    value = value.item()
+  except AttributeError:
+    pass
+  if isinstance(value, float) and not math.isfinite(value):
+    return str(value)  # JSON has no NaN/Inf
+  return value
+
+
+class MetricWriter:
+  """Appends {'step': s, ...} rows to workdir/metrics.jsonl and mirrors scalars to TensorBoard."""
+
+  def __init__(self, workdir: str, *, tensorboard: bool = True, filename: str = "metrics.jsonl"):
+    self.path = os.path.join(workdir, filename)
+    self._active = jax.process_index() == 0
+    self._tb = None
+    if self._active and tensorboard:
+      try:
+        from tensorboardX import SummaryWriter  # pylint: disable=import-outside-toplevel
+        self._tb = SummaryWriter(os.path.join(workdir, "tb"), flush_secs=10)
+      except ImportError:
+        self._tb = None
+
+  def truncate_after(self, step: int) -> None:
+    """On resume: drop rows of steps after the restored checkpoint (they will be recomputed)."""
+    if not (self._active and os.path.exists(self.path)):
+      return
+    with open(self.path) as f:
+      rows = [line for line in f if line.strip() and json.loads(line).get("step", 0) <= step]
+    tmp = self.path + ".tmp"
+    with open(tmp, "w") as f:
+      f.writelines(rows)
+    os.replace(tmp, self.path)
+
+  def write(self, step: int, metrics: Mapping[str, Any]) -> None:
+    if not self._active:
+      return
+    row = {"step": int(step), **{k: _plain(v) for k, v in metrics.items()}}
+    with open(self.path, "a") as f:
+      f.write(json.dumps(row) + "\n")
+    if self._tb is not None:
+      for key, value in row.items():
+        if key != "step" and isinstance(value, (int, float)):
+          self._tb.add_scalar(key, value, int(step))
+
+  def close(self) -> None:
+    if self._tb is not None:
+      self._tb.close()
+
+
+def read_jsonl(path: str) -> list[dict[str, Any]]:
+  with open(path) as f:
+    return [json.loads(line) for line in f if line.strip()]
