@@ -1,0 +1,177 @@
+"""The Dafny verifier driver: version detection, time-limited calls, an on-disk result cache.
+
+Two command lines are supported: Dafny 2.x/3.x legacy (`dafny /compile:0 /deprecation:0 FILE`,
+what Debian packages) and Dafny 4 (`dafny verify FILE`). A crash or time-out is a result, never an
+exception, so one bad program cannot stop a run.
+"""
+import concurrent.futures
+import dataclasses
+import hashlib
+import json
+import os
+import pathlib
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Callable, Sequence
+
+from verify.errors import UserError
+
+_REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
+DEFAULT_CACHE = _REPO_ROOT / ".cache" / "dafny"
+_OUTPUT_KEEP = 4000  # characters of verifier output kept per result (enough for feedback)
+
+
+@dataclasses.dataclass(frozen=True)
+class VerifyResult:
+  status: str            # verified | failed | parse_error | timeout | crash | no_code
+  seconds: float         # wall time of the verifier call (the original call's, when cached)
+  first_error: str       # first error line, file path masked; "" when verified
+  output: str            # verifier output, file path masked, truncated
+  dafny_version: str
+  z3_version: str
+  cached: bool = False
+
+  @property
+  def verified(self) -> bool:
+    return self.status == "verified"
+
+
+def _version_of(cmd: Sequence[str], pattern: str) -> str:
+  try:
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+  except (OSError, subprocess.TimeoutExpired):
+    return ""
+  m = re.search(pattern, out.stdout + out.stderr)
+  return m.group(1) if m else ""
+
+
+def _venv_z3() -> str | None:
+  path = pathlib.Path(sys.prefix) / "bin" / "z3"
+  return str(path) if path.is_file() else None
+
+
+class Dafny:
+  """One installed Dafny (plus the z3 it is told to use) and a cache of its verdicts."""
+
+  def __init__(self, exe: str = "dafny", z3: str = "auto", timeout_s: float = 30.0,
+               cache_dir: str | os.PathLike | None = DEFAULT_CACHE):
+    self.exe = shutil.which(exe)
+    if not self.exe:
+      raise UserError(f"Dafny executable {exe!r} not found; install it (apt-get install -y dafny) "
+                      "or pass --dafny=PATH")
+    self.version = (_version_of([self.exe, "--version"], r"^(\d+\.\d+\.\d+)")
+                    or _version_of([self.exe, "/version"], r"Dafny (\d+\.\d+\.\d+)"))
+    if not self.version:
+      raise UserError(f"could not tell the version of {self.exe}; is it a Dafny executable?")
+    self.major = int(self.version.split(".")[0])
+    # Dafny 2.3 was built against z3 4.8.5 (pip z3-solver==4.8.5.0); use it when the venv has it.
+    if z3 == "auto":
+      self.z3 = _venv_z3() if self.major < 4 else None
+    elif z3 == "system":
+      self.z3 = None
+    else:
+      self.z3 = shutil.which(z3)
+      if not self.z3:
+        raise UserError(f"z3 executable {z3!r} not found; pass --z3=auto, --z3=system or a path")
+    self.z3_version = _version_of([self.z3 or shutil.which("z3") or "z3", "--version"],
+                                  r"version (\d+\.\d+\.\d+)")
+    if not self.z3:
+      self.z3_version = f"{self.z3_version or 'unknown'} (Dafny's default)"
+    self.timeout_s = timeout_s
+    self.cache_dir = pathlib.Path(cache_dir) if cache_dir else None
+
+  def describe(self) -> dict:
+    return {"dafny": self.exe, "dafny_version": self.version, "z3": self.z3 or "default",
+            "z3_version": self.z3_version, "timeout_s": self.timeout_s, "flags": self._flags()}
+
+  def _flags(self) -> list[str]:
+    if self.major >= 4:
+      return ["verify"] + ([f"--solver-path={self.z3}"] if self.z3 else [])
+    return ["/compile:0", "/deprecation:0"] + ([f"/z3exe:{self.z3}"] if self.z3 else [])
+
+  def _cache_path(self, text: str) -> pathlib.Path | None:
+    if not self.cache_dir:
+      return None
+    # The solver is keyed by its version, not its path, so caches move between machines.
+    flags = [re.sub(r"(z3exe:|solver-path=).*", r"\1z3", f) for f in self._flags()]
+    key = json.dumps([text, self.version, self.z3_version, flags, self.timeout_s])
+    digest = hashlib.sha256(key.encode("utf-8")).hexdigest()
+    return self.cache_dir / digest[:2] / f"{digest}.json"
+
+  def verify(self, text: str) -> VerifyResult:
+    """Verify one program text; cached on (text, Dafny version, z3 version, flags, time limit)."""
+    path = self._cache_path(text)
+    if path and path.is_file():
+      try:
+        return dataclasses.replace(VerifyResult(**json.loads(path.read_text("utf-8"))), cached=True)
+      except (ValueError, TypeError):
+        pass  # a torn or foreign cache file: verify again and overwrite it
+    result = self._run(text)
+    if path:
+      path.parent.mkdir(parents=True, exist_ok=True)
+      tmp = path.with_suffix(f".tmp{os.getpid()}.{id(result)}")
+      tmp.write_text(json.dumps(dataclasses.asdict(result)), "utf-8")
+      os.replace(tmp, path)
+    return result
+
+  def _run(self, text: str) -> VerifyResult:
+    with tempfile.TemporaryDirectory(prefix="dafnybench-") as tmp:
+      file = pathlib.Path(tmp) / "program.dfy"
+      file.write_text(text, "utf-8")
+      start = time.monotonic()
+      # A new session makes the verifier and its z3 children one process group we can kill.
+      proc = subprocess.Popen([self.exe, *self._flags(), str(file)], cwd=tmp, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, start_new_session=True)
+      try:
+        raw, _ = proc.communicate(timeout=self.timeout_s)
+        timed_out = False
+      except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        raw, _ = proc.communicate()
+        timed_out = True
+      seconds = time.monotonic() - start
+      output = raw.decode("utf-8", "replace").replace(str(file), "program.dfy").replace(tmp + "/", "")
+    status = "timeout" if timed_out else _classify(proc.returncode, output)
+    return VerifyResult(status=status, seconds=round(seconds, 3), first_error=_first_error(output, status),
+                        output=output[:_OUTPUT_KEEP], dafny_version=self.version, z3_version=self.z3_version)
+
+  def verify_many(self, texts: Sequence[str], workers: int = 2,
+                  progress: Callable[[int, VerifyResult], None] | None = None) -> list[VerifyResult]:
+    """Verify in parallel (threads, each waiting on its own verifier process); order preserved."""
+    results: list[VerifyResult | None] = [None] * len(texts)
+    with concurrent.futures.ThreadPoolExecutor(max(1, workers)) as pool:
+      futures = {pool.submit(self.verify, t): i for i, t in enumerate(texts)}
+      for fut in concurrent.futures.as_completed(futures):
+        results[futures[fut]] = fut.result()
+        if progress:
+          progress(futures[fut], fut.result())
+    return results  # type: ignore[return-value]
+
+
+def _classify(returncode: int, output: str) -> str:
+  if "File contains no code" in output:
+    return "no_code"
+  if returncode == 0 and re.search(r"verified, 0 errors", output):
+    return "verified"
+  if re.search(r"parse errors? detected|resolution/type errors? detected|Error: unknown switch", output):
+    return "parse_error"
+  if re.search(r"verified, \d+ errors?|time out|timed out|out of resource", output):
+    return "failed"
+  return "crash"
+
+
+def _first_error(output: str, status: str) -> str:
+  if status == "verified":
+    return ""
+  if status == "timeout":
+    return "time-out"
+  for line in output.splitlines():
+    if re.search(r"[Ee]rror|time out|timed out", line):
+      return line.strip()[:300]
+  lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
+  return (lines[0] if lines else f"verifier exited with no output")[:300]
