@@ -1,0 +1,154 @@
+"""Top-1 routing and the three ways to run each token through its expert's encoder.
+
+All three compute pre_TF = (x_T - b_pre) @ w_enc_NDF[e_T] for every token T and its expert e_T,
+followed by a per-token top-k; they differ in how much work and memory that takes:
+
+  capacity  each expert gets C = ceil(factor * B / N) slots; tokens are gathered into an
+            (N, C, D) buffer, one batched matmul runs all experts (B * factor * D * F MACs),
+            tokens beyond an expert's C slots are dropped (their codes are zero) and counted.
+  dropless  tokens sorted by expert, one grouped matmul (`jax.lax.ragged_dot`) over the ragged
+            groups, results unsorted. Exact, never drops. Fast where the backend has a grouped
+            GEMM (GPU/TPU); XLA:CPU lowers it to a dense masked product over all N groups.
+  dense     the oracle: every expert on every token (B * D * M MACs), then masked to the
+            routed expert. Slow and obviously right; tests and benchmarks compare against it.
+
+The b_pre term is folded in as w_enc^T b_pre (an (N, F) bias) instead of subtracting b_pre from
+the (B, D) input: the input needs no gradient then, so the backward pass is one matmul (dW_enc)
+rather than two.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+
+class Route(NamedTuple):
+  probs_BN: jax.Array      # float32 router softmax
+  expert_B: jax.Array      # int32 argmax expert
+  prob_B: jax.Array        # float32 probability of the chosen expert
+
+
+class Encoded(NamedTuple):
+  values_BK: jax.Array     # top-k values after ReLU (zero for dropped tokens)
+  indices_BK: jax.Array    # int32 latent index into the flat (N * F) dictionary
+  kept_B: jax.Array        # bool: the token got a slot (always True for dropless/dense)
+
+
+def route(w_router_ND: jax.Array, b_router_D: jax.Array, x_BD: jax.Array) -> Route:
+  """p(x) = softmax(W_router (x - b_router)) in float32, and its argmax."""
+  with jax.named_scope("router"):
+    w = w_router_ND.astype(jnp.float32)
+    logits_BN = (jnp.einsum("BD,ND->BN", x_BD.astype(jnp.float32), w)
+                 - jnp.einsum("D,ND->N", b_router_D.astype(jnp.float32), w))
+    probs_BN = jax.nn.softmax(logits_BN, axis=-1)
+    expert_B = jnp.argmax(probs_BN, axis=-1).astype(jnp.int32)
+    prob_B = jnp.take_along_axis(probs_BN, expert_B[:, None], axis=-1)[:, 0]
+  return Route(probs_BN, expert_B, prob_B)
+
+
+def capacity(num_tokens: int, num_experts: int, factor: float) -> int:
+  """Slots per expert; never more than the batch (at which point nothing can be dropped)."""
+  return max(1, min(num_tokens, math.ceil(factor * num_tokens / num_experts)))
+
+
+def slot_plan(expert_B: jax.Array, num_experts: int, cap: int) -> tuple[jax.Array, jax.Array]:
+  """First-come slots: (slot_B, token_S), S = N * C.
+
+  slot_B = e * C + (rank of the token among those routed to e), or S when the token is dropped;
+  token_S = the token in each slot, or B for an empty slot (gathers fill those with zeros).
+  """
+  num_tokens = expert_B.shape[0]
+  onehot_BN = jax.nn.one_hot(expert_B, num_experts, dtype=jnp.int32)
+  rank_B = jnp.take_along_axis(jnp.cumsum(onehot_BN, axis=0), expert_B[:, None], axis=-1)[:, 0] - 1
+  num_slots = num_experts * cap
+  slot_B = jnp.where(rank_B < cap, expert_B * cap + rank_B, num_slots)
+  token_S = jnp.full((num_slots,), num_tokens, jnp.int32).at[slot_B].set(
+      jnp.arange(num_tokens, dtype=jnp.int32), mode="drop")
+  return slot_B, token_S
+
+
+def topk_relu(pre_XF: jax.Array, k: int) -> tuple[jax.Array, jax.Array]:
+  """Top-k then ReLU: the same codes as ReLU then top-k, with the ReLU on k values only."""
+  values, indices = jax.lax.top_k(pre_XF, k)
+  return jax.nn.relu(values), indices.astype(jnp.int32)
+
+
+class Slots(NamedTuple):
+  """Capacity-path codes in slot space, before they are combined back to tokens."""
+  values_NCK: jax.Array
+  local_NCK: jax.Array     # latent index within the expert
+  slot_B: jax.Array        # the token's slot, N * C when it was dropped
+
+
+def encode_slots(x_BD, b_pre_D, w_enc_NDF, expert_B, k: int, factor: float) -> Slots:
+  num_experts = w_enc_NDF.shape[0]
+  cap = capacity(x_BD.shape[0], num_experts, factor)
+  with jax.named_scope("dispatch"):
+    slot_B, token_S = slot_plan(expert_B, num_experts, cap)
+    x_NCD = jnp.take(x_BD, token_S, axis=0, mode="fill", fill_value=0).reshape(num_experts, cap, -1)
+  with jax.named_scope("encode"):
+    bias_NF = jnp.einsum("D,NDF->NF", b_pre_D, w_enc_NDF)
+    pre_NCF = jnp.einsum("NCD,NDF->NCF", x_NCD, w_enc_NDF) - bias_NF[:, None, :]
+    values_NCK, local_NCK = topk_relu(pre_NCF, k)
+  return Slots(values_NCK, local_NCK, slot_B)
+
+
+def combine(slots: Slots, width: int) -> Encoded:
+  """Slot codes -> token codes with flat latent indices; dropped tokens get all-zero values."""
+  num_experts, cap, k = slots.values_NCK.shape
+  with jax.named_scope("combine"):
+    offset_N11 = (jnp.arange(num_experts, dtype=jnp.int32) * width)[:, None, None]
+    values_SK = slots.values_NCK.reshape(num_experts * cap, k)
+    indices_SK = (slots.local_NCK + offset_N11).reshape(num_experts * cap, k)
+    values_BK = jnp.take(values_SK, slots.slot_B, axis=0, mode="fill", fill_value=0)
+    indices_BK = jnp.take(indices_SK, slots.slot_B, axis=0, mode="fill", fill_value=0)
+  return Encoded(values_BK, indices_BK, slots.slot_B < num_experts * cap)
+
+
+def encode_capacity(x_BD, b_pre_D, w_enc_NDF, expert_B, k: int, factor: float) -> Encoded:
+  slots = encode_slots(x_BD, b_pre_D, w_enc_NDF, expert_B, k, factor)
+  return combine(slots, w_enc_NDF.shape[-1])
+
+
+def decode_slots(slots: Slots, w_dec_NFD: jax.Array) -> jax.Array:
+  """Each expert decodes its C slots with one dense (C, F) x (F, D) product, then tokens read
+  their slot back. B * factor * F * D MACs instead of B * K * D, but as a batched matmul it beats
+  the row gather on CPU once F is small (many experts)."""
+  num_experts, cap, k = slots.values_NCK.shape
+  with jax.named_scope("decode"):
+    n_NCK = jnp.broadcast_to(jnp.arange(num_experts)[:, None, None], slots.local_NCK.shape)
+    c_NCK = jnp.broadcast_to(jnp.arange(cap)[None, :, None], slots.local_NCK.shape)
+    z_NCF = jnp.zeros((num_experts, cap, w_dec_NFD.shape[1]), slots.values_NCK.dtype).at[
+        n_NCK, c_NCK, slots.local_NCK].add(slots.values_NCK)
+    y_SD = jnp.einsum("NCF,NFD->NCD", z_NCF, w_dec_NFD).reshape(num_experts * cap, -1)
+    return jnp.take(y_SD, slots.slot_B, axis=0, mode="fill", fill_value=0)
+
+
+def encode_dropless(x_BD, b_pre_D, w_enc_NDF, expert_B, k: int) -> Encoded:
+  num_experts, _, width = w_enc_NDF.shape
+  with jax.named_scope("dispatch"):
+    order_B = jnp.argsort(expert_B, stable=True)
+    sizes_N = jnp.bincount(expert_B, length=num_experts).astype(jnp.int32)
+    expert_sorted_B = expert_B[order_B]
+  with jax.named_scope("encode"):
+    bias_NF = jnp.einsum("D,NDF->NF", b_pre_D, w_enc_NDF)
+    pre_BF = jax.lax.ragged_dot(x_BD[order_B], w_enc_NDF, sizes_N) - bias_NF[expert_sorted_B]
+    values_BK, local_BK = topk_relu(pre_BF, k)
+  with jax.named_scope("combine"):
+    inverse_B = jnp.zeros_like(order_B).at[order_B].set(jnp.arange(order_B.shape[0], dtype=order_B.dtype))
+    indices_BK = local_BK + (expert_sorted_B * width)[:, None]
+  return Encoded(values_BK[inverse_B], indices_BK[inverse_B], jnp.ones(x_BD.shape[:1], bool))
+
+
+def encode_dense(x_BD, b_pre_D, w_enc_NDF, expert_B, k: int) -> Encoded:
+  """Oracle: all experts on all tokens, everything outside the routed expert masked to 0."""
+  num_experts, _, width = w_enc_NDF.shape
+  pre_BNF = jnp.einsum("BD,NDF->BNF", x_BD - b_pre_D, w_enc_NDF)
+  mask_BN1 = jax.nn.one_hot(expert_B, num_experts, dtype=bool)[:, :, None]
+  pre_BM = jnp.where(mask_BN1, jax.nn.relu(pre_BNF), 0.0).reshape(x_BD.shape[0], num_experts * width)
+  values_BK, indices_BK = jax.lax.top_k(pre_BM, k)
+  return Encoded(values_BK, indices_BK.astype(jnp.int32), jnp.ones(x_BD.shape[:1], bool))

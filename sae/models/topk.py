@@ -1,0 +1,103 @@
+"""Dense TopK SAE with AuxK (Gao et al.), and BatchTopK (top k * B over the whole batch)."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from sae import metrics
+from sae.dispatch import topk_relu
+from sae.models.base import SAE, unit_rows
+from sae.sparse import sparse_decode, to_dense
+
+
+class SparseCodes(NamedTuple):
+  values_BK: jax.Array
+  indices_BK: jax.Array
+
+
+def init_dense(rng: jax.Array, d_model: int, width: int) -> dict:
+  """Encoder rows ~ unit norm; decoder = the encoder's copy with unit-norm rows; zero biases."""
+  w_MD = jax.random.normal(rng, (width, d_model), jnp.float32) / jnp.sqrt(d_model)
+  return {"w_enc_DM": w_MD.T, "w_dec_MD": unit_rows(w_MD),
+          "b_enc_M": jnp.zeros((width,), jnp.float32), "b_pre_D": jnp.zeros((d_model,), jnp.float32)}
+
+
+def pre_activations(params: dict, x_BD: jax.Array) -> jax.Array:
+  """(x - b_pre) W_enc + b_enc, with b_pre folded into an (M,) bias so x needs no gradient."""
+  w_DM = params["w_enc_DM"]
+  with jax.named_scope("encode"):
+    return x_BD @ w_DM - params["b_pre_D"] @ w_DM + params["b_enc_M"]
+
+
+class TopK(SAE):
+
+  def init(self, rng: jax.Array) -> dict:
+    return init_dense(rng, self.d_model, self.width)
+
+  def encode(self, params, x_BD) -> SparseCodes:
+    return SparseCodes(*topk_relu(pre_activations(params, x_BD), self.cfg.k))
+
+  def decode(self, params, codes: SparseCodes) -> jax.Array:
+    return sparse_decode(codes.values_BK, codes.indices_BK, params["w_dec_MD"]) + params["b_pre_D"]
+
+  def dense_codes(self, codes: SparseCodes) -> jax.Array:
+    return to_dense(codes.values_BK, codes.indices_BK, self.width)
+
+  def decoder_rows(self, params) -> jax.Array:
+    return params["w_dec_MD"]
+
+  @property
+  def aux_k(self) -> int:
+    return self.d_model // 2 if self.cfg.aux_k < 0 else min(self.cfg.aux_k, self.width)
+
+  def loss(self, params, aux, x_BD, rng):
+    del rng
+    pre_BM = pre_activations(params, x_BD)
+    values_BK, indices_BK = topk_relu(pre_BM, self.cfg.k)
+    x_hat_BD = self.decode(params, SparseCodes(values_BK, indices_BK))
+    out = metrics.reconstruction(x_BD, x_hat_BD)
+    loss = out["mse"]
+    dead_M = metrics.dead_mask(aux, self.cfg.dead_tokens)
+    if self.aux_k:
+      auxk = self._auxk_loss(params, pre_BM, dead_M, x_BD - x_hat_BD)
+      loss = loss + self.cfg.aux_coeff * auxk
+      out["auxk_loss"] = auxk
+    new_aux = metrics.update_dead(aux, metrics.fired_sparse(values_BK, indices_BK, self.width), x_BD.shape[0])
+    out.update(l0=metrics.l0_sparse(values_BK), dead_fraction=jnp.mean(dead_M.astype(jnp.float32)))
+    return loss, (out, new_aux)
+
+  def _auxk_loss(self, params, pre_BM, dead_M, residual_BD):
+    """Reconstruct the residual from the top aux_k dead latents, so dead latents get gradient."""
+    masked_BM = jnp.where(dead_M, pre_BM, -jnp.inf)
+    values_BA, indices_BA = topk_relu(masked_BM, self.aux_k)
+    e_hat_BD = sparse_decode(values_BA, indices_BA, params["w_dec_MD"])
+    err = jnp.mean(jnp.sum(jnp.square(jax.lax.stop_gradient(residual_BD) - e_hat_BD), axis=-1))
+    return jnp.where(jnp.any(dead_M), err, 0.0)
+
+
+class BatchTopK(TopK):
+  """Keeps the k * B largest activations of the batch: per-token L0 varies, the mean is k."""
+
+  def encode(self, params, x_BD) -> jax.Array:
+    pre_BM = jax.nn.relu(pre_activations(params, x_BD))
+    batch, width = pre_BM.shape
+    values, flat = jax.lax.top_k(pre_BM.reshape(-1), self.cfg.k * batch)
+    return jnp.zeros((batch * width,), pre_BM.dtype).at[flat].set(values).reshape(batch, width)
+
+  def decode(self, params, z_BM) -> jax.Array:
+    return z_BM @ params["w_dec_MD"] + params["b_pre_D"]
+
+  def dense_codes(self, z_BM) -> jax.Array:
+    return z_BM
+
+  def loss(self, params, aux, x_BD, rng):
+    del rng
+    z_BM = self.encode(params, x_BD)
+    out = metrics.reconstruction(x_BD, self.decode(params, z_BM))
+    new_aux = metrics.update_dead(aux, metrics.fired_dense(z_BM), x_BD.shape[0])
+    dead_M = metrics.dead_mask(aux, self.cfg.dead_tokens)
+    out.update(l0=metrics.l0_dense(z_BM), dead_fraction=jnp.mean(dead_M.astype(jnp.float32)))
+    return out["mse"], (out, new_aux)
