@@ -5,6 +5,11 @@ import pytest
 
 from stack.errors import UserError
 from synth.machine import DiscreteMachine, consistency, from_trajectories
+from synth.oracle_machine import oracle_machine
+from synth.regress import evaluate, fit_rule, regress_machine
+from synth.regress.boolean import fit_boolean
+from synth.regress.linear import fit_linear, fit_modular
+from synth.regress.symbolic import fit_symbolic
 from synth.tasks import get_task
 
 
@@ -49,3 +54,114 @@ def test_machine_validates_shapes_and_output_mode():
     DiscreteMachine([0], [[0]], [[0]], [[0, 1]], [[0]])
   with pytest.raises(UserError, match="do not agree"):
     from_trajectories(np.zeros((2, 3, 1)), np.zeros((2, 4, 1)), np.zeros((2, 4, 1)), s0=[0])
+
+
+# --- regressors ------------------------------------------------------------------------------
+
+RNG = np.random.default_rng(0)
+B3 = RNG.integers(0, 2, (300, 3))
+I3 = RNG.integers(-50, 50, (300, 3))
+NAMES = ["s1", "s2", "x1"]
+
+
+def assert_fits(f, X, y, names=NAMES):
+  np.testing.assert_array_equal(evaluate(f, X, names), y)
+
+
+@pytest.mark.parametrize("y, expr", [
+    (B3[:, 0] ^ B3[:, 1] ^ B3[:, 2], "s1 ^ s2 ^ x1"),
+    (1 - B3[:, 2], "1 - x1"),
+    (B3[:, 0] & B3[:, 2], "s1 & x1"),
+    (B3[:, 0] ^ B3[:, 2] ^ 1, "s1 ^ x1 ^ 1"),
+])
+def test_boolean_finds_the_short_form(y, expr):
+  f = fit_boolean(B3, y, NAMES)
+  assert (f.method, f.expr) == ("BR", expr)
+  assert_fits(f, B3, y)
+
+
+def test_boolean_majority_is_a_minimal_sum_of_products():
+  y = (B3.sum(axis=1) >= 2).astype(np.int64)
+  f = fit_boolean(B3, y, NAMES)
+  assert f.expr.count("&") == 3 and f.expr.count("|") == 2
+  assert_fits(f, B3, y)
+  assert fit_boolean(I3, y, NAMES) is None
+
+
+def test_linear_exact_integer_and_rejects_nonlinear():
+  y = 3 * I3[:, 0] - I3[:, 2] + 7
+  f = fit_linear(I3, y, NAMES)
+  assert f.expr == "3*s1 - x1 + 7"
+  assert fit_linear(I3, I3[:, 0] * I3[:, 1], NAMES) is None
+  assert fit_linear(I3, I3[:, 0] // 2, NAMES) is None
+  # duplicated column: least squares would split the weight 1/2 + 1/2; the basis keeps one.
+  X = np.stack([I3[:, 0], I3[:, 0], I3[:, 2]], axis=1)
+  assert_fits(fit_linear(X, I3[:, 0] + I3[:, 2], NAMES), X, I3[:, 0] + I3[:, 2])
+
+
+def test_modular_and_floor_division():
+  X = np.stack([RNG.integers(0, 5, 300), RNG.integers(0, 2, 300)], axis=1)
+  f = fit_modular(X, (2 * X[:, 0] + X[:, 1]) % 5, ["s1", "x1"])
+  assert f.expr == "(2*s1 + x1) % 5"
+  X = RNG.integers(0, 7, (300, 3))
+  f = fit_modular(X, X.sum(axis=1) // 7, NAMES)
+  assert f.expr == "(s1 + s2 + x1) // 7"
+
+
+@pytest.mark.parametrize("y, expr", [
+    (np.abs(I3[:, 2] - I3[:, 0]), "abs(s1 - x1)"),
+    ((I3[:, 2] == I3[:, 0]) * 1, "(s1 == x1) * 1"),
+    (np.maximum(I3[:, 1], I3[:, 2]), "max(s2, x1)"),
+    (np.abs(I3[:, 2]) - np.abs(I3[:, 0]), "abs(x1) - abs(s1)"),
+])
+def test_symbolic_smallest_expression(y, expr):
+  f = fit_symbolic(I3, y, NAMES, max_size=5)
+  assert (f.method, f.expr) == ("SR", expr)
+  assert_fits(f, I3, y)
+
+
+def test_symbolic_gives_up_within_its_size():
+  assert fit_symbolic(I3, I3[:, 0] * I3[:, 1] * I3[:, 2] + 7, NAMES, max_size=4) is None
+
+
+def test_fit_rule_falls_back_to_a_table_on_the_determining_variables():
+  X = np.stack([RNG.integers(0, 6, 400), RNG.integers(0, 9, 400), RNG.integers(0, 4, 400)], 1)
+  lookup = np.random.default_rng(1).integers(0, 50, (6, 4))  # no formula, depends on s1, x1
+  y = lookup[X[:, 0], X[:, 2]]
+  f = fit_rule(X, y, NAMES, sr_max_size=4, sr_budget_s=1.0)
+  assert f.method == "table" and f.table_vars == ("s1", "x1") and len(f.table) == 24
+  assert_fits(f, X, y)
+  with pytest.raises(UserError, match="conflict"):
+    fit_rule(np.zeros((2, 3), np.int64), np.array([0, 1]), NAMES)
+
+
+def test_regress_machine_rejects_inconsistent_machines():
+  m = from_trajectories(np.array([[1], [2]]), np.array([[[1]], [[1]]]),
+                        np.array([[[0]], [[1]]]), s0=[0])
+  with pytest.raises(UserError, match="conflicting"):
+    regress_machine(m)
+
+
+def relabel(machine, ids):
+  """The same machine with state j renamed ids[j] (an FSM's arbitrary numbering)."""
+  ids = np.asarray(ids)
+  return DiscreteMachine(ids[machine.s0_P], ids[machine.prev_state_TP], machine.input_TI,
+                         ids[machine.next_state_TP], machine.output_TO, machine.output_from,
+                         machine.name)
+
+
+def test_regression_on_relabelled_and_one_hot_states():
+  base = oracle_machine("Add_Mod_3", n=300)
+  m = relabel(base, [2, 0, 1])  # 0->2, 1->0, 2->1: (s + x) % 3 is no longer the rule
+  prog = regress_machine(m, sr_budget_s=1.0)
+  X = m.state_features()
+  assert_fits(prog.next_state[0], X, m.next_state_TP[:, 0], ["s1", "x1"])
+  assert_fits(prog.outputs[0], m.next_state_TP, m.output_TO[:, 0], ["s1"])
+  # one-hot parity states: two binary state variables, Boolean regression.
+  par = oracle_machine("Parity_All", n=300)
+  eye = np.eye(2, dtype=np.int64)
+  oh = DiscreteMachine(eye[par.s0_P[0]], eye[par.prev_state_TP[:, 0]], par.input_TI,
+                       eye[par.next_state_TP[:, 0]], par.output_TO)
+  prog = regress_machine(oh, sr_budget_s=1.0)
+  assert [f.method for f in prog.next_state] == ["BR", "BR"]
+  assert prog.outputs[0].expr == "s2"

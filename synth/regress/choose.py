@@ -1,0 +1,86 @@
+"""Pick, for every next-state and output component of a machine, the shortest formula that
+matches all observed transitions: integer linear (LR, incl. modular), Boolean (BR), symbolic
+(SR), or, when none fits, a lookup table over the variables that determine the value."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from stack.errors import UserError
+from synth.machine import DiscreteMachine, consistency
+from synth.regress.boolean import fit_boolean
+from synth.regress.formula import (Formula, Program, determining_columns, input_names,
+                                   is_function, state_names, unique_rows)
+from synth.regress.linear import fit_linear, fit_modular
+from synth.regress.symbolic import fit_symbolic
+
+TABLE_SIZE_OFFSET = 1000  # any formula beats any table
+SR_SHORTER_BUDGET_S = 0.5
+
+
+def fit_table(X_TV: np.ndarray, y_T: np.ndarray, names: list[str]) -> Formula:
+  """Lookup table keyed by the (few) variables that determine y."""
+  cols = determining_columns(X_TV, y_T)
+  X_RC, y_R = unique_rows(X_TV[:, cols], y_T)
+  table = tuple(sorted((tuple(k), int(v)) for k, v in zip(X_RC.tolist(), y_R.tolist())))
+  return Formula("table", "", TABLE_SIZE_OFFSET + len(table), table,
+                 tuple(names[c] for c in cols))
+
+
+def fit_rule(X_TV: np.ndarray, y_T: np.ndarray, names: list[str], *, sr_max_size: int = 7,
+             sr_budget_s: float = 3.0) -> Formula:
+  """The shortest formula over `names` (the columns of X) equal to y on every row."""
+  X_TV = np.asarray(X_TV, np.int64).reshape(len(y_T), len(names))
+  y_T = np.asarray(y_T, np.int64)
+  if not is_function(X_TV, y_T):
+    raise UserError("transitions conflict (one input row, two values); check the machine "
+                    "with synth.machine.consistency before regression")
+  if len(np.unique(y_T)) == 1:
+    return Formula("LR", str(int(y_T[0])), 1)
+  found = [f for f in (fit_linear(X_TV, y_T, names), fit_boolean(X_TV, y_T, names))
+           if f is not None]
+  if not found:
+    found = [f for f in (fit_modular(X_TV, y_T, names),) if f is not None]
+  best = min(found, key=lambda f: f.size, default=None)
+  limit = sr_max_size if best is None else min(sr_max_size, best.size - 1)
+  # With a formula in hand, only a short look for a smaller one is worth its time.
+  budget = sr_budget_s if best is None else min(sr_budget_s, SR_SHORTER_BUDGET_S)
+  cols = determining_columns(X_TV, y_T)
+  if limit >= 1:
+    sr = fit_symbolic(X_TV[:, cols], y_T, [names[c] for c in cols], max_size=limit,
+                      budget_s=budget)
+    if sr is not None:
+      best = sr
+  return best if best is not None else fit_table(X_TV, y_T, names)
+
+
+def regress_machine(machine: DiscreteMachine, *, sr_max_size: int = 7,
+                    sr_budget_s: float = 3.0, verbose: bool = False) -> Program:
+  """Formulas for every state and output component of a consistent machine."""
+  conflicts = consistency(machine)
+  if conflicts:
+    c = conflicts[0]
+    raise UserError(f"{machine.name or 'machine'}: {len(conflicts)} conflicting transitions, "
+                    f"e.g. {c.kind} of {c.key} is one of {c.values}; the machine is not "
+                    "deterministic")
+  s_names, x_names = state_names(machine.p), input_names(machine.n_in)
+  out_names = s_names if machine.output_from == "state" else s_names + x_names
+  kw = dict(sr_max_size=sr_max_size, sr_budget_s=sr_budget_s)
+
+  def fit(X, y, names, label):
+    t0 = time.perf_counter()
+    f = fit_rule(X, y, names, **kw)
+    if verbose:
+      print(f"  {machine.name} {label} = {f.expr or f'table[{len(f.table)}]'}  [{f.method}, "
+            f"{time.perf_counter() - t0:.2f}s]", flush=True)
+    return f
+
+  next_state = tuple(fit(machine.state_features(), machine.next_state_TP[:, j],
+                         s_names + x_names, s_names[j]) for j in range(machine.p))
+  outputs = tuple(fit(machine.output_features(), machine.output_TO[:, k], out_names,
+                      f"y{k + 1}") for k in range(machine.n_out))
+  return Program(machine.name, machine.n_in, machine.n_out,
+                 tuple(int(v) for v in machine.s0_P), next_state, outputs,
+                 machine.output_from)

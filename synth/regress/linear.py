@@ -1,0 +1,89 @@
+"""Integer linear regression: exact y = a.v + c with integer a, c, and the modular and
+floor-division variants (a.v + c) % m, (a.v + c) // m for small m."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import sympy
+
+from synth.regress.formula import Formula, expr_size, unique_rows
+
+MAX_COEF = 1000          # |a_i| bound for plain linear fits
+MODULI = range(2, 17)    # m tried by the modular and floor-division searches
+MAX_COMBOS = 200_000     # brute-force cap per modulus; keeps every call well under a second
+FILTER_ROWS = 64         # candidates are screened on this many rows, then checked on all
+
+
+def _render(coef: list[int], const: int, names: list[str]) -> str:
+  syms = [sympy.Symbol(n) for n in names]
+  expr = sum((c * s for c, s in zip(coef, syms)), sympy.Integer(const))
+  return str(sympy.expand(expr))
+
+
+def _independent_columns(A_RC: np.ndarray) -> list[int]:
+  """Greedy column basis, so least squares has a unique (hence integer, if any) solution."""
+  keep: list[int] = []
+  for col in range(A_RC.shape[1]):
+    if np.linalg.matrix_rank(A_RC[:, keep + [col]]) == len(keep) + 1:
+      keep.append(col)
+  return keep
+
+
+def fit_linear(X_TV: np.ndarray, y_T: np.ndarray, names: list[str]) -> Formula | None:
+  """y = a.v + c exactly on every row, integer a and c; None if no such rule exists."""
+  X_RV, y_R = unique_rows(np.asarray(X_TV, np.int64), np.asarray(y_T, np.int64))
+  A_RC = np.concatenate([X_RV, np.ones((len(X_RV), 1), np.int64)], axis=1)
+  cols = _independent_columns(A_RC.astype(np.float64))
+  sol, *_ = np.linalg.lstsq(A_RC[:, cols].astype(np.float64), y_R.astype(np.float64),
+                            rcond=None)
+  w = np.zeros(A_RC.shape[1], np.int64)
+  w[cols] = np.round(sol).astype(np.int64)
+  if np.abs(w).max(initial=0) > MAX_COEF or not np.array_equal(A_RC @ w, y_R):
+    return None
+  expr = _render(w[:-1].tolist(), int(w[-1]), names)
+  return Formula("LR", expr, expr_size(expr))
+
+
+def _search(A_RC, y_R, coef_ranges, op, m):
+  """First coefficient vector w (over A's columns) with op(A w, m) == y on every row."""
+  n_combos = np.prod([len(r) for r in coef_ranges], dtype=np.float64)
+  if n_combos > MAX_COMBOS:
+    return None
+  combos_KC = np.array(list(itertools.product(*coef_ranges)), dtype=np.int64)
+  # Order by sparsity then magnitude so the first hit is the simplest rule.
+  combos_KC = combos_KC[np.lexsort((np.abs(combos_KC).sum(1), (combos_KC != 0).sum(1)))]
+  head = slice(0, FILTER_ROWS)
+  hits = (op(combos_KC @ A_RC[head].T, m) == y_R[head]).all(axis=1)
+  for w in combos_KC[hits]:
+    if np.array_equal(op(A_RC @ w, m), y_R):
+      return w
+  return None
+
+
+def fit_modular(X_TV: np.ndarray, y_T: np.ndarray, names: list[str]) -> Formula | None:
+  """Shortest (a.v + c) % m or (a.v + c) // m over small m and small coefficients."""
+  X_RV, y_R = unique_rows(np.asarray(X_TV, np.int64), np.asarray(y_T, np.int64))
+  live = [i for i in range(X_RV.shape[1]) if len(np.unique(X_RV[:, i])) > 1]
+  A_RC = np.concatenate([X_RV[:, live], np.ones((len(X_RV), 1), np.int64)], axis=1)
+  names = [names[i] for i in live]
+  perm = np.random.default_rng(0).permutation(len(A_RC))
+  A_RC, y_R = A_RC[perm], y_R[perm]
+  best = None
+  for m in MODULI:
+    found = []
+    # A residue rule visits every residue on real data, so only m = max(y) + 1 is tried.
+    if y_R.min() >= 0 and y_R.max() == m - 1:
+      ranges = [range(m)] * len(live) + [range(m)]
+      w = _search(A_RC, y_R, ranges, np.mod, m)
+      if w is not None:
+        found.append(f"({_render(w[:-1].tolist(), int(w[-1]), names)}) % {m}")
+    ranges = [range(-2, 3)] * len(live) + [range(-m + 1, m)]
+    w = _search(A_RC, y_R, ranges, np.floor_divide, m)
+    if w is not None:
+      found.append(f"({_render(w[:-1].tolist(), int(w[-1]), names)}) // {m}")
+    for expr in found:
+      if best is None or expr_size(expr) < expr_size(best):
+        best = expr
+  return None if best is None else Formula("LR", best, expr_size(best))
