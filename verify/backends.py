@@ -47,13 +47,14 @@ class Backend(Protocol):
 
 
 class StaticBackend:
-  """One fixed answer per task: the hint-free input, the ground truth, or a published output."""
+  """One fixed answer per task: the ground truth or a published output; `none` proposes nothing,
+  so only attempt 0 (the hint-free input, verified by the loop itself) counts."""
 
   def __init__(self, name: str, answers: dict[str, str] | None = None, field: str = ""):
     self.name, self._answers, self._field = name, answers, field
 
   def propose(self, task: Task, history: Sequence[Attempt]) -> Proposal | None:
-    if history:
+    if history or not (self._field or self._answers is not None):
       return None
     if self._answers is not None:
       text = self._answers.get(task.test_id)

@@ -123,15 +123,16 @@ def _describe(ref: list[Token], ans: list[Token], answer: str, decl_at) -> str:
   before = " ".join(ref_t[i1:i2])[:60]
   after = " ".join(ans_t[j1:j2])[:60]
   line = _line_of(answer, ans[min(j1, len(ans) - 1)].start) if ans else 1
-  # Which clause the change sits in: look back for a spec keyword before any statement boundary.
-  clause = "code"
-  for t in reversed(ref_t[:i1 + 1]):
+  # Which clause the change sits in: an added/removed clause names itself; otherwise look back
+  # for a spec keyword before any statement boundary.
+  changed = [t for t in ref_t[i1:i2] + ans_t[j1:j2] if t in _SPEC_KEYWORDS]
+  clause = changed[0] if changed and op != "replace" else "code"
+  for t in reversed(ref_t[:i1 + 1]) if clause == "code" else ():
     if t in _SPEC_KEYWORDS:
       clause = t
       break
     if t in (";", "{", "}") or t in hints.DECL_KEYWORDS:
       break
-  changed = [t for t in ref_t[i1:i2] + ans_t[j1:j2] if t in _SPEC_KEYWORDS]
   if changed and clause == "code":
     clause = changed[0]
   verb = {"insert": "added", "delete": "removed", "replace": "changed"}[op]

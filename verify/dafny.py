@@ -59,7 +59,7 @@ class Dafny:
   """One installed Dafny (plus the z3 it is told to use) and a cache of its verdicts."""
 
   def __init__(self, exe: str = "dafny", z3: str = "auto", timeout_s: float = 30.0,
-               cache_dir: str | os.PathLike | None = DEFAULT_CACHE):
+               cache_dir: str | os.PathLike | None = DEFAULT_CACHE, tmp_root: str | None = None):
     self.exe = shutil.which(exe)
     if not self.exe:
       raise UserError(f"Dafny executable {exe!r} not found; install it (apt-get install -y dafny) "
@@ -84,6 +84,7 @@ class Dafny:
       self.z3_version = f"{self.z3_version or 'unknown'} (Dafny's default)"
     self.timeout_s = timeout_s
     self.cache_dir = pathlib.Path(cache_dir) if cache_dir else None
+    self.tmp_root = tmp_root  # where each call's scratch folder goes (default: the system's)
 
   def describe(self) -> dict:
     return {"dafny": self.exe, "dafny_version": self.version, "z3": self.z3 or "default",
@@ -120,7 +121,7 @@ class Dafny:
     return result
 
   def _run(self, text: str) -> VerifyResult:
-    with tempfile.TemporaryDirectory(prefix="dafnybench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="dafnybench-", dir=self.tmp_root) as tmp:
       file = pathlib.Path(tmp) / "program.dfy"
       file.write_text(text, "utf-8")
       start = time.monotonic()

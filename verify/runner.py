@@ -36,7 +36,7 @@ class RunConfig:
 def make_backend(cfg: RunConfig, data_dir: pathlib.Path | None):
   kind, _, name = cfg.model.partition(":")
   if kind == "none" and not name:
-    return StaticBackend("none", field="hints_removed")
+    return StaticBackend("none")
   if kind == "oracle" and not name:
     return StaticBackend("oracle", field="ground_truth")
   if kind == "replay":

@@ -1,0 +1,54 @@
+"""Small Dafny programs and a tiny on-disk DafnyBench copy for the verify/ tests."""
+import csv
+import json
+import pathlib
+
+# Hint-free task: needs two loop invariants to verify.
+TASK = """function Sum(n: nat): nat { if n == 0 then 0 else n + Sum(n - 1) }
+
+method ComputeSum(n: nat) returns (s: nat)
+  ensures s == Sum(n)
+{
+  s := 0;
+  var i := 0;
+  while i < n
+  {
+    i := i + 1;
+    s := s + i;
+  }
+}
+
+method Helper(x: int) returns (y: int)
+  requires x >= 0
+  ensures y == x + 1
+{
+  y := x + 1;
+}
+"""
+
+GROUND_TRUTH = TASK.replace("  while i < n\n", "  while i < n\n    invariant 0 <= i <= n\n    invariant s == Sum(i)\n")
+
+# Verifies with no hints at all.
+EASY = """method Max(a: int, b: int) returns (m: int)
+  ensures m >= a && m >= b
+{
+  if a > b { m := a; } else { m := b; }
+}
+"""
+
+
+def make_data_dir(root: pathlib.Path) -> pathlib.Path:
+  """root/DafnyBench/{test.json, metadata/ground_truth_metadata.csv} with two tasks."""
+  rows = [("000", "Toy_sum", TASK, GROUND_TRUTH, False), ("001", "Toy_max", EASY, EASY, True)]
+  base = root / "DafnyBench"
+  (base / "metadata").mkdir(parents=True)
+  (base / "test.json").write_text(json.dumps([
+      {"test_ID": i, "test_file": f"{n}_no_hints.dfy", "ground_truth": gt, "hints_removed": hr}
+      for i, n, hr, gt, _ in rows]))
+  with open(base / "metadata" / "ground_truth_metadata.csv", "w", newline="") as f:
+    w = csv.writer(f)
+    w.writerow(["test_ID", "test_file", "has_requires", "has_ensures", "#_char", "#_hint_char", "#_lemma",
+                "#_function", "#_method", "verifies_without_hints"])
+    for i, n, _, gt, easy in rows:
+      w.writerow([i, f"{n}.dfy", True, True, len(gt), len(gt) - len(TASK) if not easy else 0, 0, 1, 2, easy])
+  return root
