@@ -12,55 +12,75 @@ from __future__ import annotations
 import os
 import tempfile
 
-from synth.regress.formula import Program, input_names, state_names
+from synth.regress.formula import Formula, Program, input_names, state_names
 
 _INDENT = "    "
 
 
-def _assign(names: list[str], exprs: list[str]) -> str:
-  return f"{', '.join(names)} = {', '.join(exprs)}"
+_WIDTH = 88
+
+
+def _assign(indent: str, names: list[str], exprs: list[str]) -> list[str]:
+  """`a, b = ea, eb` (a simultaneous update), one value per line when it gets long."""
+  line = f"{indent}{', '.join(names)} = {', '.join(exprs)}"
+  if len(line) <= _WIDTH or len(names) == 1:
+    return [line]
+  return ([f"{indent}{', '.join(names)} = ("] + [f"{indent}{_INDENT}{e}," for e in exprs]
+          + [f"{indent})"])
+
+
+def _table(name: str, formula: Formula) -> list[str]:
+  """A dict constant, wrapped to several entries per line when it is long."""
+  entries = formula.table_entries()
+  line = f"{name} = {{{', '.join(entries)}}}"
+  if len(line) <= _WIDTH:
+    return [line]
+  out, row = [f"{name} = {{"], ""
+  for e in entries:
+    if row and len(_INDENT) + len(row) + len(e) + 1 > _WIDTH:
+      out.append(_INDENT + row.rstrip())
+      row = ""
+    row += e + ", "
+  return out + [_INDENT + row.rstrip(), "}"]
 
 
 def program_source(program: Program) -> str:
   """The Python source of a regressed program."""
   p, s_names, x_names = len(program.s0), state_names(len(program.s0)), input_names(program.n_in)
   y_names = [f"y{k + 1}" for k in range(program.n_out)]
+  labelled = list(zip(s_names, program.next_state)) + list(zip(y_names, program.outputs))
   tables, rendered = [], {}
-  for label, f in list(zip(s_names, program.next_state)) + list(zip(y_names, program.outputs)):
+  for label, f in labelled:
     table_name = ("NEXT_" if label.startswith("s") else "OUT_") + label.upper()
     rendered[label] = f.render(table_name)
     if f.method == "table" and f.table_vars:
-      tables.append(f"{table_name} = {f.table_literal()}")
+      tables += _table(table_name, f)
 
-  methods = ", ".join(f"{label}: {f.method}" for label, f in
-                      list(zip(s_names, program.next_state)) + list(zip(y_names, program.outputs)))
-  reads = ("the state after the step" if program.output_from == "state"
-           else "the state before the step and the input")
-  doc = [f'"""{program.name or "task"}: program synthesised by MIPS (regression: {methods}).',
-         "",
-         f"State: {p} integer variable(s), initially {list(program.s0)}; each output is read",
-         f"from {reads}.",
-         '"""']
-  out = list(doc) + [""]
+  methods = ", ".join(f"{label} {f.method}" for label, f in labelled)
+  if p:
+    reads = ("the state after the step" if program.output_from == "state"
+             else "the state before the step and the input")
+    state = (f"State: {', '.join(s_names)}, initially {', '.join(map(str, program.s0))}; "
+             f"outputs are read from {reads}.")
+  else:
+    state = "No state: each output depends on the current input only."
+  out = [f'"""{program.name or "Task"}: a program synthesised by MIPS.', "",
+         f"Regression methods: {methods}.", state, '"""', ""]
   if tables:
     out += tables + [""]
   out += ["", "def run(xs):", f'{_INDENT}"""Per-step outputs for the per-step inputs xs."""']
   if p:
-    out.append(_INDENT + _assign(s_names, [str(v) for v in program.s0]))
+    out += _assign(_INDENT, s_names, [str(v) for v in program.s0])
   out.append(f"{_INDENT}ys = []")
   out.append(f"{_INDENT}for {', '.join(x_names)} in xs:")
   body = 2 * _INDENT
-  update = _assign(s_names, [rendered[s] for s in s_names]) if p else None
+  update = _assign(body, s_names, [rendered[s] for s in s_names]) if p else []
   y_exprs = [rendered[y] for y in y_names]
   y_value = y_exprs[0] if len(y_exprs) == 1 else f"({', '.join(y_exprs)})"
   if program.output_from == "state_input" and update:
-    out.append(f"{body}y = {y_value}")
-    out.append(body + update)
-    out.append(f"{body}ys.append(y)")
+    out += [f"{body}y = {y_value}"] + update + [f"{body}ys.append(y)"]
   else:
-    if update:
-      out.append(body + update)
-    out.append(f"{body}ys.append({y_value})")
+    out += update + [f"{body}ys.append({y_value})"]
   out.append(f"{_INDENT}return ys")
   return "\n".join(out) + "\n"
 

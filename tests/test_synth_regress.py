@@ -9,6 +9,7 @@ from synth.oracle_machine import oracle_machine
 from synth.regress import evaluate, fit_rule, regress_machine
 from synth.regress.boolean import fit_boolean
 from synth.regress.linear import fit_linear, fit_modular
+from synth.regress.relabel import relabel_by_output
 from synth.regress.symbolic import fit_symbolic
 from synth.tasks import get_task
 
@@ -153,15 +154,32 @@ def relabel(machine, ids):
 def test_regression_on_relabelled_and_one_hot_states():
   base = oracle_machine("Add_Mod_3", n=300)
   m = relabel(base, [2, 0, 1])  # 0->2, 1->0, 2->1: (s + x) % 3 is no longer the rule
-  prog = regress_machine(m, sr_budget_s=1.0)
+  prog = regress_machine(m, relabel=False, sr_budget_s=1.0)
   X = m.state_features()
   assert_fits(prog.next_state[0], X, m.next_state_TP[:, 0], ["s1", "x1"])
   assert_fits(prog.outputs[0], m.next_state_TP, m.output_TO[:, 0], ["s1"])
+  # Renumbering the states by their outputs recovers the natural rule.
+  prog = regress_machine(m, sr_budget_s=1.0)
+  assert [f.expr for f in prog.next_state + prog.outputs] == ["(s1 + x1) % 3", "s1"]
+  assert prog.s0 == (0,)
   # one-hot parity states: two binary state variables, Boolean regression.
   par = oracle_machine("Parity_All", n=300)
   eye = np.eye(2, dtype=np.int64)
   oh = DiscreteMachine(eye[par.s0_P[0]], eye[par.prev_state_TP[:, 0]], par.input_TI,
                        eye[par.next_state_TP[:, 0]], par.output_TO)
-  prog = regress_machine(oh, sr_budget_s=1.0)
+  prog = regress_machine(oh, relabel=False, sr_budget_s=1.0)
   assert [f.method for f in prog.next_state] == ["BR", "BR"]
   assert prog.outputs[0].expr == "s2"
+  assert [f.expr for f in regress_machine(oh).next_state] == ["s1 ^ x1"]
+
+
+def test_relabel_labels_an_unreached_start_state_by_its_twin():
+  # FSM of Add_Mod_3 with a separate start state 7 that behaves like the "sum 0" state 4.
+  x = np.random.default_rng(2).integers(0, 3, (200, 6, 1))
+  y = np.cumsum(x, axis=1) % 3
+  ids = np.array([4, 5, 6])
+  m = from_trajectories(ids[y[:, :, 0]], x, y, s0=[7])
+  renamed = relabel_by_output(m)
+  assert renamed.s0_P.tolist() == [0]
+  np.testing.assert_array_equal(renamed.next_state_TP, renamed.output_TO)
+  assert relabel_by_output(oracle_machine("Sum_Last2", n=50)) is None  # output from input

@@ -14,6 +14,7 @@ from synth.regress.boolean import fit_boolean
 from synth.regress.formula import (Formula, Program, determining_columns, input_names,
                                    is_function, state_names, unique_rows)
 from synth.regress.linear import fit_linear, fit_modular
+from synth.regress.relabel import relabel_by_output
 from synth.regress.symbolic import fit_symbolic
 
 TABLE_SIZE_OFFSET = 1000  # any formula beats any table
@@ -56,9 +57,33 @@ def fit_rule(X_TV: np.ndarray, y_T: np.ndarray, names: list[str], *, sr_max_size
   return best if best is not None else fit_table(X_TV, y_T, names)
 
 
+def _total_size(program: Program) -> int:
+  return sum(f.size for f in program.next_state + program.outputs)
+
+
 def regress_machine(machine: DiscreteMachine, *, sr_max_size: int = 7,
-                    sr_budget_s: float = 3.0, verbose: bool = False) -> Program:
-  """Formulas for every state and output component of a consistent machine."""
+                    sr_budget_s: float = 3.0, relabel: bool = True,
+                    verbose: bool = False) -> Program:
+  """Formulas for every state and output component of a consistent machine.
+
+  With relabel, when the outputs read off the states name them one to one, the machine with
+  states renumbered by their outputs (synth/regress/relabel.py) is regressed first; it is
+  kept if it needs no lookup table, else the smaller of the two programs is returned.
+  """
+  kw = dict(sr_max_size=sr_max_size, sr_budget_s=sr_budget_s, verbose=verbose)
+  renamed = relabel_by_output(machine) if relabel else None
+  candidates = []
+  if renamed is not None:
+    if verbose:
+      print(f"  {machine.name}: states renumbered by their outputs", flush=True)
+    candidates.append(_regress(renamed, **kw))
+  if not candidates or "table" in candidates[0].methods:
+    candidates.append(_regress(machine, **kw))
+  return min(candidates, key=_total_size)
+
+
+def _regress(machine: DiscreteMachine, *, sr_max_size: int, sr_budget_s: float,
+             verbose: bool) -> Program:
   conflicts = consistency(machine)
   if conflicts:
     c = conflicts[0]

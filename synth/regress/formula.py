@@ -36,10 +36,9 @@ class Formula:
     key = self.table_vars[0] if len(self.table_vars) == 1 else ", ".join(self.table_vars)
     return f"{table_name}[{key}]"
 
-  def table_literal(self) -> str:
-    """The dict literal of a table, keyed by a bare int for one variable."""
-    items = [(k[0] if len(k) == 1 else k, v) for k, v in self.table]
-    return "{" + ", ".join(f"{k!r}: {v}" for k, v in items) + "}"
+  def table_entries(self) -> list[str]:
+    """`key: value` source strings of a table, keyed by a bare int for one variable."""
+    return [f"{k[0] if len(k) == 1 else k!r}: {v}" for k, v in self.table]
 
 
 @dataclasses.dataclass(frozen=True)

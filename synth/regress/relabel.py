@@ -1,0 +1,60 @@
+"""Renumbering arbitrary state ids by what the states output.
+
+An FSM extracted from an RNN numbers its states 0..K-1 in no meaningful order, so even
+Add_Mod_3 looks like a lookup table. When the output read off the state names the state
+uniquely, using the output as the state's number recovers the natural variable, and the
+rules become formulas again ((s + x) % 3). The renumbered machine behaves exactly as the
+original, so the generated program stays correct.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from synth.machine import DiscreteMachine, row_hash
+
+MAX_STATES = 1000  # beyond this the states are a lattice of natural variables already
+
+
+def _label_s0(machine: DiscreteMachine, label: dict) -> tuple | None:
+  """The output-label of s0: its own if it is ever reached, else that of a reached state with
+  the same observed transitions; None if there is none."""
+  key = tuple(machine.s0_P.tolist())
+  if key in label:
+    return label[key]
+  from_s0 = (machine.prev_state_TP == machine.s0_P).all(axis=1)
+  moves = {tuple(x): tuple(n) for x, n in zip(machine.input_TI[from_s0].tolist(),
+                                             machine.next_state_TP[from_s0].tolist())}
+  for state, lab in label.items():
+    here = (machine.prev_state_TP == np.array(state)).all(axis=1)
+    other = {tuple(x): tuple(n) for x, n in zip(machine.input_TI[here].tolist(),
+                                               machine.next_state_TP[here].tolist())}
+    if moves and all(other.get(x, n) == n for x, n in moves.items()) and set(moves) <= set(other):
+      return lab
+  return None
+
+
+def relabel_by_output(machine: DiscreteMachine) -> DiscreteMachine | None:
+  """The machine with each state replaced by its output vector, or None when outputs are not
+  read off the state, do not identify states one to one, or the start state has no label."""
+  if machine.output_from != "state" or machine.p == 0:
+    return None
+  states = np.concatenate([machine.next_state_TP, machine.output_TO], axis=1)
+  pairs = states[np.unique(row_hash(states), return_index=True)[1]]
+  n_states = len(np.unique(row_hash(pairs[:, :machine.p])))
+  n_outputs = len(np.unique(row_hash(pairs[:, machine.p:])))
+  if not n_states == n_outputs == len(pairs):
+    return None
+  label = {tuple(r[:machine.p]): tuple(r[machine.p:]) for r in pairs.tolist()}
+  if len(label) > MAX_STATES:
+    return None
+  s0 = _label_s0(machine, label)
+  if s0 is None:
+    return None
+  # Every state before a step is s0 or a state reached by some step, so all are labelled.
+  label[tuple(machine.s0_P.tolist())] = s0
+  relabel = lambda s_TP: np.array([label[tuple(r)] for r in s_TP.tolist()],
+                                  np.int64).reshape(len(s_TP), machine.n_out)
+  return DiscreteMachine(np.array(s0), relabel(machine.prev_state_TP), machine.input_TI,
+                         relabel(machine.next_state_TP), machine.output_TO, "state",
+                         machine.name)
