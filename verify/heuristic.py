@@ -44,13 +44,23 @@ def _text(src: str, toks: list[Token]) -> str:
   return src[toks[0].start:toks[-1].end] if toks else ""
 
 
-def _replace_tokens(src: str, clause: list[Token], old: list[str], new: str) -> str | None:
-  """Clause text with each token-exact occurrence of `old` replaced by `new`; None if none."""
+def _replace_tokens(src: str, clause: list[Token], old: list[str], new: str, var: str) -> str | None:
+  """Clause text with each token-exact occurrence of `old` replaced by `new`; None if none.
+
+  A bound variable spelled like the loop variable `var` is renamed first, so that substituting
+  `var` for the bound cannot capture it.
+  """
+  texts = [t.text for t in clause]
+  bound = any(texts[q] in ("forall", "exists") and var in texts[q + 1:texts.index("::", q)]
+              for q in range(len(texts)) if texts[q] in ("forall", "exists") and "::" in texts[q:])
   out, i, hit, pos = [], 0, False, clause[0].start
   while i < len(clause):
     if [t.text for t in clause[i:i + len(old)]] == old:
       out.append(src[pos:clause[i].start] + new)
       pos, i, hit = clause[i + len(old) - 1].end, i + len(old), True
+    elif bound and clause[i].text == var:
+      out.append(src[pos:clause[i].start] + var + "_0")
+      pos, i = clause[i].end, i + 1
     else:
       i += 1
   out.append(src[pos:clause[-1].end])
@@ -85,8 +95,18 @@ def _method_context(toks: list[Token], at: int) -> tuple[int, list[list[Token]]]
   return k, ensures
 
 
+def _collection_types(toks: list[Token]) -> dict[str, str]:
+  """name -> "array" | "seq" for names declared with such a type (so bounds use .Length or |.|)."""
+  out = {}
+  for i in range(len(toks) - 2):
+    if toks[i].kind == "ident" and toks[i + 1].text == ":" and toks[i + 2].text in ("array", "seq", "string"):
+      out[toks[i].text] = "array" if toks[i + 2].text == "array" else "seq"
+  return out
+
+
 def loop_candidates(src: str) -> list[Candidate]:
   toks = code_tokens(src)
+  types = _collection_types(toks)
   out: list[Candidate] = []
   for w, tok in enumerate(toks):
     if tok.text != "while":
@@ -129,12 +149,18 @@ def loop_candidates(src: str) -> list[Candidate]:
       # Postconditions with the bound replaced by the loop variable (x - 1 for <=).
       new = x if op in ("<", "!=") else (f"({x} - 1)" if op == "<=" else None)
       for clause in ensures if new else []:
-        inv = _replace_tokens(src, clause, [t.text for t in rhs], new)
+        inv = _replace_tokens(src, clause, [t.text for t in rhs], new, x)
         if inv:
           found.append(inv)
-      for i in range(1, len(body) - 2):
+      for i in range(1, len(body) - 3):
         if body[i].text == "[" and body[i + 1].text == x and body[i - 1].kind == "ident":
-          found += [f"{x} <= {body[i - 1].text}.Length", f"{x} <= |{body[i - 1].text}|"]
+          a = body[i - 1].text
+          kind = types.get(a)
+          found += [f"{x} <= {a}.Length"] if kind != "seq" else []
+          found += [f"{x} <= |{a}|"] if kind != "array" else []
+          if body[i + 2].text == "]" and body[i + 3].text == ":=" and kind != "seq" and op in ("<", "!="):
+            # Written at x and above untouched so far: the usual frame of an in-place pass.
+            found.append(f"forall k :: {x} <= k < {a}.Length ==> {a}[k] == old({a}[k])")
     seen = set()
     for c in found:
       clause = c if c.startswith("decreases") else f"invariant {c}"

@@ -21,6 +21,7 @@ _DATA = flags.DEFINE_string("data_dir", None, "DafnyBench data folder (default $
 _HUB = flags.DEFINE_string("hub", "", "load tasks with `datasets` from this hub name or local JSON file")
 _TASKS = flags.DEFINE_string("tasks", "", "comma-separated test IDs or names (default: all)")
 _LIMIT = flags.DEFINE_integer("limit", 0, "only the first N tasks")
+_SAMPLE = flags.DEFINE_integer("sample", 0, "a fixed random sample of N tasks (seed 0)")
 _ATT = flags.DEFINE_integer("attempts", 10, "proposals per task after attempt 0")
 _WORKERS = flags.DEFINE_integer("workers", 2, "tasks verified in parallel")
 _CHEAT = flags.DEFINE_enum("cheat_check", "strict", ["strict", "paper"], "which cheat check decides success")
@@ -40,9 +41,9 @@ def main(argv):
     raise app.UsageError("--model and --out are required")
   try:
     run(RunConfig(model=_M.value, out=_OUT.value, data_dir=_DATA.value, hub=_HUB.value, tasks=_TASKS.value,
-                  limit=_LIMIT.value, attempts=_ATT.value, workers=_WORKERS.value, cheat_check=_CHEAT.value,
-                  timeout_s=_TIMEOUT.value, dafny=_DAFNY.value, z3=_Z3.value, api_url=_URL.value,
-                  api_key=_KEY.value, temperature=_TEMP.value, max_tokens=_MAXTOK.value))
+                  limit=_LIMIT.value, sample=_SAMPLE.value, attempts=_ATT.value, workers=_WORKERS.value,
+                  cheat_check=_CHEAT.value, timeout_s=_TIMEOUT.value, dafny=_DAFNY.value, z3=_Z3.value,
+                  api_url=_URL.value, api_key=_KEY.value, temperature=_TEMP.value, max_tokens=_MAXTOK.value))
   except UserError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)

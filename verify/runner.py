@@ -2,6 +2,7 @@
 import dataclasses
 import json
 import pathlib
+import random
 
 from verify import data, loop, report
 from verify.backends import ChatBackend, StaticBackend
@@ -19,6 +20,7 @@ class RunConfig:
   hub: str = ""                   # load tasks through `datasets` instead (hub name or local JSON file)
   tasks: str = ""                 # comma-separated test IDs or names; empty = all
   limit: int = 0                  # only the first N tasks (after `tasks`); 0 = no limit
+  sample: int = 0                 # a fixed random sample of N tasks (seed 0); 0 = no sampling
   attempts: int = 10
   workers: int = 2
   cheat_check: str = "strict"     # strict | paper
@@ -61,6 +63,8 @@ def _select(tasks: list[data.Task], cfg: RunConfig) -> list[data.Task]:
     if unknown:
       raise UserError(f"--tasks names unknown tasks: {', '.join(unknown[:5])}")
     tasks = [index.get(w) or index[w.zfill(3)] for w in wanted]
+  if cfg.sample > 0:
+    tasks = sorted(random.Random(0).sample(tasks, min(cfg.sample, len(tasks))), key=lambda t: t.test_id)
   return tasks[:cfg.limit] if cfg.limit > 0 else tasks
 
 
