@@ -7,6 +7,10 @@ state is the whole prefix.
 
 from __future__ import annotations
 
+import json
+import os
+import time
+
 import numpy as np
 
 from stack.errors import UserError
@@ -120,3 +124,38 @@ def oracle_machine(task: Task | str, n: int = 2000, seed: int = 0) -> DiscreteMa
   states_NLP, s0, output_from = _ORACLES[task.name](task, x_NLI, y_NLO)
   return from_trajectories(states_NLP, x_NLI, y_NLO, s0, output_from=output_from,
                            name=task.name)
+
+
+def run_oracle_suite(out_dir: str, names: tuple[str, ...] = ORACLE_TASKS, *, n: int = 2000,
+                     seed: int = 0, sr_budget_s: float = 3.0) -> list[dict]:
+  """Oracle machine -> regression -> code -> check for each task; writes out_dir/programs/
+  <task>.py and out_dir/oracle_results.json, prints one line per task."""
+  # Imported here: regression and checking sit above this module (they import machine.py).
+  from synth.check import check_program
+  from synth.codegen import write_program
+  from synth.regress import regress_machine
+
+  results = []
+  t_start = time.perf_counter()
+  for i, name in enumerate(names):
+    t0 = time.perf_counter()
+    program = regress_machine(oracle_machine(name, n=n, seed=seed), sr_budget_s=sr_budget_s)
+    regress_s = time.perf_counter() - t0
+    path = write_program(program, os.path.join(out_dir, "programs", f"{name}.py"))
+    check = check_program(path, get_task(name))
+    results.append({
+        "task": name, "solved": check.solved, "methods": program.methods,
+        "formulas": [f.expr or f"table[{len(f.table)}]"
+                     for f in program.next_state + program.outputs],
+        "regress_s": round(regress_s, 3), "check_s": round(check.seconds, 3),
+        "checked_sequences": check.n_sequences, "counterexample": check.counterexample})
+    print(f"[{i + 1}/{len(names)}] {name:24s} {'solved' if check.solved else 'FAILED':6s} "
+          f"regress {regress_s:5.2f}s check {check.seconds:4.2f}s  "
+          f"{' | '.join(results[-1]['formulas'])}", flush=True)
+  tmp = os.path.join(out_dir, "oracle_results.json.tmp")
+  with open(tmp, "w") as f:
+    json.dump(results, f, indent=1, default=str)
+  os.replace(tmp, os.path.join(out_dir, "oracle_results.json"))
+  print(f"solved {sum(r['solved'] for r in results)} of {len(results)} oracle tasks "
+        f"in {time.perf_counter() - t_start:.1f}s", flush=True)
+  return results

@@ -9,7 +9,7 @@ import pytest
 from stack.errors import UserError
 from synth.check import check_program, load_program
 from synth.codegen import program_source, write_program
-from synth.oracle_machine import oracle_machine
+from synth.oracle_machine import oracle_machine, run_oracle_suite
 from synth.regress import Formula, Program, regress_machine
 from synth.tasks import get_task
 
@@ -89,3 +89,12 @@ def test_two_output_program_returns_tuples(tmp_path):
   assert run([(1, 0), (0, 0), (0, 0)]) == [(1, 0), (2, 1), (2, 3)]
   src = program_source(regress_machine(oracle_machine("Bitwise_And", n=50)))
   assert "for x1, x2 in xs:" in src and "ys.append(x1 & x2)" in src
+
+
+@pytest.mark.slow
+def test_oracle_suite_solves_all_but_majority_counts(tmp_path):
+  # Majority_0_2/3: the output read off raw counts is a table that misses rare count vectors.
+  results = run_oracle_suite(str(tmp_path))
+  failed = sorted(r["task"] for r in results if not r["solved"])
+  assert failed == ["Majority_0_2", "Majority_0_3"]
+  assert (tmp_path / "oracle_results.json").exists()

@@ -183,3 +183,15 @@ def test_relabel_labels_an_unreached_start_state_by_its_twin():
   assert renamed.s0_P.tolist() == [0]
   np.testing.assert_array_equal(renamed.next_state_TP, renamed.output_TO)
   assert relabel_by_output(oracle_machine("Sum_Last2", n=50)) is None  # output from input
+
+
+def test_symbolic_never_divides_by_zero_on_unscreened_rows():
+  rng = np.random.default_rng(5)
+  s = np.r_[rng.integers(1, 6, 600), 0]
+  x = np.r_[rng.integers(0, 30, 600), 0]
+  X = np.stack([s, x], axis=1)
+  y = x // np.maximum(s, 1)
+  f = fit_symbolic(X, y, ["s1", "x1"], max_size=5)
+  assert f is not None and f.expr != "x1 // s1"
+  for (si, xi), yi in zip(X.tolist(), y.tolist()):  # pure Python, as the generated code runs
+    assert eval(f.expr, {"min": min, "max": max, "abs": abs}, {"s1": si, "x1": xi}) == yi

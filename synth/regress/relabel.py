@@ -13,23 +13,23 @@ import numpy as np
 
 from synth.machine import DiscreteMachine, row_hash
 
-MAX_STATES = 1000  # beyond this the states are a lattice of natural variables already
+MAX_STATES = 5000  # an extracted FSM has at most a few thousand states
 
 
 def _label_s0(machine: DiscreteMachine, label: dict) -> tuple | None:
-  """The output-label of s0: its own if it is ever reached, else that of a reached state with
-  the same observed transitions; None if there is none."""
-  key = tuple(machine.s0_P.tolist())
-  if key in label:
-    return label[key]
-  from_s0 = (machine.prev_state_TP == machine.s0_P).all(axis=1)
-  moves = {tuple(x): tuple(n) for x, n in zip(machine.input_TI[from_s0].tolist(),
-                                             machine.next_state_TP[from_s0].tolist())}
+  """The output-label of s0: its own if it is ever reached, else that of a reached state
+  whose observed moves include all of s0's; None if there is none."""
+  s0 = tuple(machine.s0_P.tolist())
+  if s0 in label:
+    return label[s0]
+  moves: dict[tuple, dict] = {}
+  for s, x, n in zip(machine.prev_state_TP.tolist(), machine.input_TI.tolist(),
+                     machine.next_state_TP.tolist()):
+    moves.setdefault(tuple(s), {})[tuple(x)] = tuple(n)
+  from_s0 = moves.get(s0, {})
   for state, lab in label.items():
-    here = (machine.prev_state_TP == np.array(state)).all(axis=1)
-    other = {tuple(x): tuple(n) for x, n in zip(machine.input_TI[here].tolist(),
-                                               machine.next_state_TP[here].tolist())}
-    if moves and all(other.get(x, n) == n for x, n in moves.items()) and set(moves) <= set(other):
+    other = moves.get(state, {})
+    if from_s0 and all(other.get(x) == n for x, n in from_s0.items()):
       return lab
   return None
 

@@ -14,7 +14,7 @@ import time
 import numpy as np
 import sympy
 
-from synth.regress.formula import Formula, expr_size, unique_rows
+from synth.regress.formula import Formula, evaluate, expr_size, unique_rows
 
 CONSTANTS = (0, 1, 2, 3, 4, 5)
 MAX_ABS = 10**6          # drop expressions with larger values (no overflow, no silly rules)
@@ -109,11 +109,13 @@ def fit_symbolic(X_TV: np.ndarray, y_T: np.ndarray, names: list[str], *, max_siz
   bank = _Bank(len(screen), seed)
 
   def verify(expr: str) -> Formula | None:
-    env = {"min": np.minimum, "max": np.maximum, "abs": np.abs}
-    env.update({n: X_RV[:, i] for i, n in enumerate(names)})
-    with np.errstate(divide="ignore", invalid="ignore"):
-      value = eval(expr, {"__builtins__": {}}, env)
-    if np.array_equal(np.broadcast_to(value, y_R.shape), y_R):
+    # A zero divisor on a row outside the screen would crash the generated Python program.
+    try:
+      with np.errstate(divide="raise", invalid="raise"):
+        value = evaluate(Formula("SR", expr, 0), X_RV, names)
+    except FloatingPointError:
+      return None
+    if np.array_equal(value, y_R):
       expr = _tidy(expr)
       return Formula("SR", expr, expr_size(expr))
     return None
