@@ -1,8 +1,12 @@
 """Decoders for sparse codes: only the k active dictionary rows of each token are touched.
 
-x_hat_BD = sum_K values_BK * w_dec_MD[indices_BK]. The gradient of a gather is a scatter-add,
-so autodiff already keeps the backward sparse: dvalues_BK reads the same k rows, dw_dec_MD
-receives B * K row updates. `dense_decode` is the reference that materialises z_BM.
+x_hat_BD = sum_K values_BK * w_dec_MD[indices_BK], forward and backward both O(B * K * D).
+
+The obvious spelling (gather a (B, K, D) block, contract over K) is correct but slow on XLA:CPU:
+the 400 MB block of a d=768, k=32, B=4096 step is written and read back, and autodiff's
+scatter-add of a second such block costs more. A scan over the K slots keeps one (B, D) slab
+live at a time; its hand-written VJP reads the same rows for dvalues and scatter-adds in place
+into dw_dec, instead of the K full-size (M, D) gradient buffers autodiff of a scan would add up.
 """
 
 from __future__ import annotations
@@ -11,10 +15,42 @@ import jax
 import jax.numpy as jnp
 
 
+def _rows(w_MD, indices_B):
+  return w_MD.at[indices_B].get(mode="promise_in_bounds")
+
+
+@jax.custom_vjp
 def sparse_decode(values_BK: jax.Array, indices_BK: jax.Array, w_dec_MD: jax.Array) -> jax.Array:
+  """Indices must lie in [0, M) (the top-k of an (., M) array does)."""
+  def body(acc_BD, slot):
+    values_B, indices_B = slot
+    return acc_BD + values_B[:, None] * _rows(w_dec_MD, indices_B), None
+
   with jax.named_scope("decode"):
-    rows_BKD = jnp.take(w_dec_MD, indices_BK, axis=0, mode="clip")
-    return jnp.einsum("BK,BKD->BD", values_BK, rows_BKD)
+    zeros_BD = jnp.zeros((values_BK.shape[0], w_dec_MD.shape[1]), w_dec_MD.dtype)
+    out_BD, _ = jax.lax.scan(body, zeros_BD, (values_BK.T, indices_BK.T))
+  return out_BD
+
+
+def _fwd(values_BK, indices_BK, w_dec_MD):
+  return sparse_decode(values_BK, indices_BK, w_dec_MD), (values_BK, indices_BK, w_dec_MD)
+
+
+def _bwd(res, g_BD):
+  values_BK, indices_BK, w_dec_MD = res
+
+  def body(g_w_MD, slot):
+    values_B, indices_B = slot
+    g_values_B = jnp.sum(g_BD * _rows(w_dec_MD, indices_B), axis=-1)
+    g_w_MD = g_w_MD.at[indices_B].add(values_B[:, None] * g_BD, mode="promise_in_bounds")
+    return g_w_MD, g_values_B
+
+  with jax.named_scope("decode_bwd"):
+    g_w_MD, g_values_KB = jax.lax.scan(body, jnp.zeros_like(w_dec_MD), (values_BK.T, indices_BK.T))
+  return g_values_KB.T.astype(values_BK.dtype), None, g_w_MD
+
+
+sparse_decode.defvjp(_fwd, _bwd)
 
 
 def to_dense(values_BK: jax.Array, indices_BK: jax.Array, width: int) -> jax.Array:
@@ -24,4 +60,5 @@ def to_dense(values_BK: jax.Array, indices_BK: jax.Array, width: int) -> jax.Arr
 
 
 def dense_decode(values_BK: jax.Array, indices_BK: jax.Array, w_dec_MD: jax.Array) -> jax.Array:
+  """The reference: materialise z_BM and multiply by the whole dictionary."""
   return to_dense(values_BK, indices_BK, w_dec_MD.shape[0]) @ w_dec_MD

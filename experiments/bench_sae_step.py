@@ -1,0 +1,145 @@
+"""Training-step throughput: dense TopK vs Switch SAEs of the same total width.
+
+    python -m experiments.bench_sae_step --out=runs/bench_sae_step.json           # d=768, M=32768, k=32, B=4096
+    python -m experiments.bench_sae_step --quick --out=/tmp/bench.json            # a small shape, seconds
+
+Every variant is a full stack.step training step (loss, gradients, decoder-gradient hook, clipped
+Adam, decoder renormalisation) on one device. Variants are timed interleaved, round after round,
+and each one's median is compared with dense TopK's median from the same rounds, so load from
+other processes on a shared CPU hits all of them alike. A plain (B, D) x (D, M) matmul is timed in
+the same rounds to put the achieved GFLOP/s in context.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import tempfile
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from sae import dispatch, models
+from sae.config import ModelConfig
+from stack import mesh as mesh_lib, optim, sharding, state as state_lib, step as step_lib
+
+
+def step_flops(cfg: ModelConfig, batch: int) -> float:
+  """Multiply-adds x 2 of the matmul work a step must do (forward + backward)."""
+  d, k = cfg.d_model, cfg.k
+  if cfg.kind == "topk":
+    enc = 2 * batch * d * cfg.width                       # (B, D) x (D, M)
+    return 2 * enc + 3 * 2 * batch * k * d                # + dW_enc; decoder fwd, dvalues, dW_dec
+  n = cfg.num_experts
+  f = cfg.width // n
+  if cfg.dispatch == "dense":
+    rows = batch
+    f = cfg.width
+  else:
+    rows = dispatch.capacity(batch, n, cfg.capacity_factor) * n
+  enc = 2 * rows * d * f
+  dec = 3 * (2 * rows * f * d if cfg.decoder == "expert" else 2 * batch * k * d)
+  return 2 * enc + dec + 3 * 2 * batch * d * n
+
+
+def variants(d: int, width: int, k: int, experts: list[int], oracle_at: list[int]) -> dict[str, ModelConfig]:
+  base = ModelConfig(kind="topk", d_model=d, width=width, k=k, aux_k=0)
+  out = {"topk": base}
+  for n in experts:
+    sw = dataclasses.replace(base, kind="switch", num_experts=n, dispatch="capacity")
+    out[f"switch{n}"] = dataclasses.replace(sw, decoder="sparse")
+    out[f"switch{n}_expertdec"] = dataclasses.replace(sw, decoder="expert")
+    if n in oracle_at:
+      out[f"switch{n}_oracle"] = dataclasses.replace(sw, dispatch="dense")
+  return out
+
+
+def build_step(cfg: ModelConfig, batch: int, mesh):
+  model = models.build(cfg)
+  tx = optim.make_optimizer(optim.OptimConfig(lr=1e-4, schedule="constant", clip_norm=1.0), 1000)
+  state, shardings = state_lib.create_train_state(
+      lambda rng: (model.init(rng), model.init_aux()), tx, jax.random.PRNGKey(0), mesh, models.RULES)
+  batch_sharding = sharding.data_sharding(mesh, 2)
+  step = step_lib.make_train_step(model.loss, tx, mesh, shardings, batch_sharding,
+                                  grad_hook=model.grad_hook, post_update=model.post_update)
+  return state, step
+
+
+def main():
+  ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  ap.add_argument("--quick", action="store_true", help="d=256, M=4096, k=16, B=1024, N up to 16")
+  ap.add_argument("--d", type=int, default=768)
+  ap.add_argument("--width", type=int, default=32768)
+  ap.add_argument("--k", type=int, default=32)
+  ap.add_argument("--batch", type=int, default=4096)
+  ap.add_argument("--experts", default="1,2,4,8,16,32")
+  ap.add_argument("--oracle_at", default="8", help="N values that also get the masked oracle")
+  ap.add_argument("--rounds", type=int, default=5)
+  ap.add_argument("--out", default="runs/bench_sae_step.json")
+  args = ap.parse_args()
+  if args.quick:
+    args.d, args.width, args.k, args.batch, args.experts = 256, 4096, 16, 1024, "1,4,16"
+  experts = [int(n) for n in args.experts.split(",") if n]
+  oracle_at = [int(n) for n in args.oracle_at.split(",") if n]
+  mesh = mesh_lib.make_mesh({"data": 1, "expert": 1}, devices=jax.devices()[:1])
+  x_BD = jnp.asarray(np.random.default_rng(0).normal(size=(args.batch, args.d)).astype(np.float32))
+  w_DM = jnp.asarray(np.random.default_rng(1).normal(size=(args.d, args.width)).astype(np.float32))
+  matmul = jax.jit(lambda a, b: a @ b)
+
+  runs = {}
+  for name, cfg in variants(args.d, args.width, args.k, experts, oracle_at).items():
+    t0 = time.perf_counter()
+    state, step = build_step(cfg, args.batch, mesh)
+    state, _ = step(state, x_BD, jax.random.PRNGKey(0))   # compile + first step
+    jax.block_until_ready(state)
+    runs[name] = {"cfg": cfg, "state": state, "step": step, "times": []}
+    print(f"compiled {name:>22} in {time.perf_counter() - t0:5.1f}s", flush=True)
+  jax.block_until_ready(matmul(x_BD, w_DM))
+  matmul_times = []
+
+  for r in range(args.rounds):
+    t = time.perf_counter()
+    jax.block_until_ready(matmul(x_BD, w_DM))
+    matmul_times.append(time.perf_counter() - t)
+    for name, run in runs.items():
+      t = time.perf_counter()
+      run["state"], metrics = run["step"](run["state"], x_BD, jax.random.PRNGKey(r))
+      jax.block_until_ready((run["state"], metrics))
+      run["times"].append(time.perf_counter() - t)
+    print(f"round {r + 1}/{args.rounds}: topk {runs['topk']['times'][-1]:.3f}s", flush=True)
+
+  matmul_s = float(np.median(matmul_times))
+  matmul_gflops = 2 * args.batch * args.d * args.width / matmul_s / 1e9
+  base_s = float(np.median(runs["topk"]["times"]))
+  rows = []
+  for name, run in runs.items():
+    sec = float(np.median(run["times"]))
+    flops = step_flops(run["cfg"], args.batch)
+    rows.append({"variant": name, "experts": run["cfg"].num_experts if run["cfg"].kind == "switch" else 0,
+                 "dispatch": run["cfg"].dispatch if run["cfg"].kind == "switch" else "-",
+                 "decoder": run["cfg"].decoder if run["cfg"].kind == "switch" else "sparse",
+                 "step_s": sec, "tokens_per_s": args.batch / sec, "speedup_vs_topk": base_s / sec,
+                 "gflop_per_step": flops / 1e9, "gflop_per_s": flops / sec / 1e9,
+                 "times_s": run["times"]})
+  print(f"\nd={args.d} M={args.width} k={args.k} B={args.batch}; plain matmul (B,D)x(D,M): "
+        f"{matmul_s:.3f}s = {matmul_gflops:.0f} GFLOP/s; medians of {args.rounds} interleaved rounds")
+  print(f"{'variant':>22} {'step s':>8} {'tokens/s':>10} {'x topk':>7} {'GFLOP':>7} {'GFLOP/s':>8}")
+  for row in rows:
+    print(f"{row['variant']:>22} {row['step_s']:8.3f} {row['tokens_per_s']:10.0f} "
+          f"{row['speedup_vs_topk']:7.2f} {row['gflop_per_step']:7.1f} {row['gflop_per_s']:8.1f}")
+  result = {"d_model": args.d, "width": args.width, "k": args.k, "batch": args.batch,
+            "rounds": args.rounds, "backend": jax.default_backend(), "cpu_count": os.cpu_count(),
+            "matmul_s": matmul_s, "matmul_gflop_per_s": matmul_gflops, "rows": rows}
+  os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+  with tempfile.NamedTemporaryFile("w", dir=os.path.dirname(os.path.abspath(args.out)), delete=False) as f:
+    json.dump(result, f, indent=1)
+  os.replace(f.name, args.out)
+  print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,142 @@
+"""Training an SAE on stack/: config -> source -> sharded state -> loop -> eval.json.
+
+    run(cfg: TrainConfig, workdir) -> eval results (also written to workdir/eval.json)
+
+The recipe (spec): b_pre (and b_router) start at the geometric median of the first batch;
+decoder rows unit-norm with the parallel gradient removed; gradient-norm clip; Adam with
+lr = 2e-4 / sqrt(M / 2^14) held, then decayed linearly to 0 over the last 20% of steps;
+dead latents tracked in the train state's aux (tokens since each latent last fired).
+
+An activation source is any object with .d_model and .batches(start_step) -> iterator of
+float32 (B, d) arrays, deterministic in start_step so a resumed run continues the same stream.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import tempfile
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from sae import dispatch, init as init_lib, models
+from sae.config import DataConfig, TrainConfig
+from sae.models.switch import Switch
+from sae.synthetic import SyntheticSource
+from stack import loop, mesh as mesh_lib, optim, sharding, state as state_lib, step as step_lib
+from stack.errors import UserError
+
+EVAL_SEED_OFFSET = 1_000_003   # eval batches come from a stream training never sees
+
+
+def width_scaled_lr(width: int) -> float:
+  return 2e-4 / math.sqrt(width / 2 ** 14)
+
+
+def make_source(data: DataConfig, seed_offset: int = 0):
+  if data.source == "synthetic":
+    return SyntheticSource(data, seed_offset)
+  if data.source == "store":
+    if not data.path:
+      raise UserError("data.source='store' needs data.path, the activation store directory")
+    from sae.activations.store import ActivationSource  # pylint: disable=import-outside-toplevel
+    return ActivationSource(data.path, data.batch_size, data.seed + seed_offset)
+  raise UserError(f"data.source {data.source!r} is unknown; use 'synthetic' or 'store'")
+
+
+def build_model(cfg: TrainConfig, d_model: int) -> models.SAE:
+  if cfg.model.d_model not in (0, d_model):
+    raise UserError(f"model.d_model={cfg.model.d_model} but the activations have d={d_model}; "
+                    "set model.d_model to 0 or to that width")
+  return models.build(dataclasses.replace(cfg.model, d_model=d_model))
+
+
+@dataclasses.dataclass
+class Setup:
+  model: models.SAE
+  mesh: Any
+  state: state_lib.TrainState
+  abstract_state: Any
+  step: Any
+  batch_sharding: Any
+
+
+def setup(cfg: TrainConfig, source, first_batch_BD: np.ndarray) -> Setup:
+  model = build_model(cfg, source.d_model)
+  mesh = mesh_lib.make_mesh(dict(cfg.mesh))
+  lr = cfg.lr or width_scaled_lr(model.width)
+  tx = optim.make_optimizer(optim.OptimConfig(
+      name="adam", lr=lr, b1=cfg.b1, b2=cfg.b2, schedule="linear_decay",
+      decay_fraction=cfg.decay_fraction, clip_norm=cfg.clip_norm), cfg.num_steps)
+  median_D = init_lib.geometric_median(jnp.asarray(first_batch_BD))
+
+  def init_fn(rng):
+    params = model.init(rng)
+    params = {n: (median_D if n.startswith("b_") and n.endswith("_D") else v) for n, v in params.items()}
+    return params, model.init_aux()
+
+  rng = jax.random.PRNGKey(cfg.seed)
+  state, shardings = state_lib.create_train_state(init_fn, tx, rng, mesh, models.RULES)
+  abstract, _ = state_lib.abstract_train_state(init_fn, tx, rng, mesh, models.RULES)
+  batch_sharding = sharding.data_sharding(mesh, 2)
+  step = step_lib.make_train_step(model.loss, tx, mesh, shardings, batch_sharding,
+                                  grad_hook=model.grad_hook, post_update=model.post_update)
+  return Setup(model, mesh, state, abstract, step, batch_sharding)
+
+
+def evaluate(model: models.SAE, params, aux, batches, num_batches: int, dead_tokens: int) -> dict:
+  """Held-out metrics: MSE (summed over d), FVE, L0, cosine, dead fractions, expert load, drops."""
+
+  @jax.jit
+  def one(params, carry, x_BD):
+    _, (metrics, carry) = model.loss(params, carry, x_BD, None)
+    if isinstance(model, Switch):
+      rt = dispatch.route(params["w_router_ND"], params["b_router_D"], x_BD)
+      metrics["expert_load_N"] = jnp.mean(jax.nn.one_hot(rt.expert_B, model.num_experts), axis=0)
+    return metrics, carry
+
+  carry, rows, tokens = model.init_aux(), [], 0
+  for _, x_BD in zip(range(num_batches), batches):
+    metrics, carry = one(params, carry, jnp.asarray(x_BD))
+    rows.append(jax.device_get(metrics))
+    tokens += x_BD.shape[0]
+  out = {k: float(np.mean([r[k] for r in rows])) for k in rows[0] if np.ndim(rows[0][k]) == 0}
+  out.pop("dead_fraction", None)  # meaningless for the fresh eval counters; replaced below
+  since_M = np.asarray(jax.device_get(carry["tokens_since_fired_M"]))
+  out["eval_unfired_fraction"] = float(np.mean(since_M >= tokens))
+  out["dead_fraction"] = float(np.mean(np.asarray(jax.device_get(aux["tokens_since_fired_M"])) >= dead_tokens))
+  if "expert_load_N" in rows[0]:
+    out["expert_load"] = np.mean([r["expert_load_N"] for r in rows], axis=0).tolist()
+  out["eval_tokens"] = tokens
+  return out
+
+
+def write_json(path: str, obj: Any) -> None:
+  """Atomic: a reader sees the old file or the new one, never half of one."""
+  with tempfile.NamedTemporaryFile("w", dir=os.path.dirname(path), delete=False, suffix=".tmp") as f:
+    json.dump(obj, f, indent=1)
+  os.replace(f.name, path)
+
+
+def run(cfg: TrainConfig, workdir: str) -> dict:
+  source = make_source(cfg.data)
+  first = next(source.batches(0))
+  s = setup(cfg, source, first)
+  loop_cfg = loop.LoopConfig(num_steps=cfg.num_steps, log_every=cfg.log_every,
+                             checkpoint_every=cfg.checkpoint_every, tensorboard=cfg.tensorboard)
+  state = loop.train(s.state, s.step, source.batches, cfg=loop_cfg, workdir=workdir,
+                     rng=jax.random.PRNGKey(cfg.seed + 1), abstract_state=s.abstract_state,
+                     batch_sharding=s.batch_sharding, items_per_step=cfg.data.batch_size, unit="tokens")
+  eval_source = make_source(cfg.data, EVAL_SEED_OFFSET)
+  results = evaluate(s.model, state.params, state.aux, eval_source.batches(0), cfg.eval_batches,
+                     cfg.model.dead_tokens)
+  results.update(step=int(state.step), kind=cfg.model.kind, width=s.model.width, k=cfg.model.k,
+                 num_experts=cfg.model.num_experts if cfg.model.kind == "switch" else 1)
+  write_json(os.path.join(workdir, "eval.json"), results)
+  print("eval: " + ", ".join(f"{k}={v:.4g}" for k, v in results.items() if isinstance(v, float)), flush=True)
+  return results
