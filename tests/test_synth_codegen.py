@@ -44,7 +44,7 @@ def test_table_program_is_checked_vectorised(tmp_path):
   path = synthesise("Perfect_Square_Detector", tmp_path)
   assert "OUT_Y1 = {" in open(path).read()
   result = check_program(path, get_task("Perfect_Square_Detector"), n_sequences=20_000)
-  assert result.solved and result.vectorised
+  assert result.exact and result.vectorised and not result.solved  # 2e4 < 1e5 sequences
 
 
 def test_wrong_program_gets_a_counterexample(tmp_path):
@@ -53,7 +53,7 @@ def test_wrong_program_gets_a_counterexample(tmp_path):
                  (Formula("LR", "x1", 1),), "state_input")
   path = write_program(prog, str(tmp_path / "bad.py"))
   result = check_program(path, get_task("Sum_Last2"), n_sequences=1000)
-  assert not result.solved
+  assert not result.exact
   cex = result.counterexample
   xs = cex["xs"]
   assert cex["got"] == xs and cex["expected"] == [xs[0]] + [a + b for a, b in zip(xs, xs[1:])]
@@ -66,7 +66,7 @@ def test_table_missing_a_key_fails_with_the_error(tmp_path):
                  "state_input")
   path = write_program(prog, str(tmp_path / "t.py"))
   result = check_program(path, get_task("Parity_Last2"), n_sequences=500)
-  assert not result.solved and not result.vectorised
+  assert not result.exact and not result.vectorised
   assert "KeyError" in result.counterexample["error"]
 
 
@@ -74,7 +74,7 @@ def test_check_uses_given_sequences_and_rejects_bad_files(tmp_path):
   path = synthesise("Parity_All", tmp_path)
   x = np.array([[[1], [1], [0]]])
   result = check_program(path, get_task("Parity_All"), x_NLI=x)
-  assert result.solved and result.n_sequences == 1
+  assert result.exact and result.n_sequences == 1
   bad = tmp_path / "broken.py"
   bad.write_text("def run(xs:\n")
   with pytest.raises(UserError, match="cannot load"):
@@ -98,3 +98,13 @@ def test_oracle_suite_solves_all_but_majority_counts(tmp_path):
   failed = sorted(r["task"] for r in results if not r["solved"])
   assert failed == ["Majority_0_2", "Majority_0_3"]
   assert (tmp_path / "oracle_results.json").exists()
+
+
+def test_zero_division_fails_like_python(tmp_path):
+  # Prev1 written as x_{t-1} = s1 // (s1 // s1): right unless s1 == 0, where Python raises.
+  prog = Program("Prev1", 1, 1, (0,), (Formula("LR", "x1", 1),),
+                 (Formula("SR", "s1 // (s1 // s1)", 5),), "state_input")
+  path = write_program(prog, str(tmp_path / "div.py"))
+  result = check_program(path, get_task("Prev1"), n_sequences=300)
+  assert not result.exact and not result.vectorised
+  assert "ZeroDivisionError" in result.counterexample["error"]
