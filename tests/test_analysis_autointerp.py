@@ -61,6 +61,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     if script == "sleep":  # outlast the client's timeout; it has hung up by then
       threading.Event().wait(1.0)
       return None
+    if isinstance(script, int) and script == 401:
+      return self._send(401, {"error": "revoked"})
     if isinstance(script, int):
       return self._send(script, {"error": "busy"}, [("Retry-After", "0")])
     auth = self.headers.get("Authorization", "")
@@ -112,7 +114,7 @@ def _decode(ids):
   return "".join(WORDS[i] for i in ids)
 
 
-def _run(server, tmp_path, out_name="latents.jsonl", **client_kwargs):
+def _run(server, tmp_path, out_name="latents.jsonl", num_workers=1, **client_kwargs):
   ids, acts = _stream()
   ctx = contexts.collect_contexts(acts, len(ids), [100, 101, 102, 103], chunk=500,
                                   num_top=5, num_random=12, verbose=False)
@@ -121,7 +123,7 @@ def _run(server, tmp_path, out_name="latents.jsonl", **client_kwargs):
   client = _client(server, tmp_path, **client_kwargs)
   out = str(tmp_path / out_name)
   summary = autointerp.run_autointerp(ids, ctx, _decode, client, out, experts=[0, 0, 1, 1],
-                                      cfg=cfg, verbose=False)
+                                      cfg=cfg, num_workers=num_workers, verbose=False)
   with open(out) as f:
     rows = {r["latent"]: r for r in map(json.loads, f)}
   return summary, rows, client, acts
@@ -172,6 +174,26 @@ def test_cache_and_resume_avoid_requests(server, tmp_path):
   assert client.num_cache_hits == 0 and client.num_requests == 0 and resumed == first
   with open(tmp_path / "latents.jsonl") as f:
     assert len(f.readlines()) == 4
+
+
+def test_parallel_workers_give_the_same_rows(server, tmp_path):
+  first, rows, _, _ = _run(server, tmp_path, cache_dir=None)
+  again, rows_again, client, _ = _run(server, tmp_path, out_name="parallel.jsonl",
+                                      num_workers=3, cache_dir=None)
+  assert rows_again == rows and again == first and client.num_requests == 6
+
+
+def test_error_mid_run_keeps_rows_and_resumes(server, tmp_path):
+  server.script = [None, None, 401]  # the second latent's explanation request is refused
+  with pytest.raises(UserError, match="HTTP 401"):
+    _run(server, tmp_path)
+  with open(tmp_path / "latents.jsonl") as f:
+    assert [json.loads(line)["latent"] for line in f] == [100]
+  _, rows, client, _ = _run(server, tmp_path)
+  assert rows[100]["detection_accuracy"] == 1.0
+  assert sorted(rows) == [100, 101, 102, 103]
+  # Only the two latents still to score are asked about (a worker may already have cached one).
+  assert client.num_requests + client.num_cache_hits == 4
 
 
 def test_retries_on_429_5xx_and_timeout(server, tmp_path):

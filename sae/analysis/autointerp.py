@@ -11,6 +11,7 @@ latents already there, and every LLM reply is cached, so nothing is lost or paid
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import json
 import os
@@ -132,7 +133,9 @@ def _read_rows(path: str) -> list[dict]:
 
 
 def summarize(rows: Sequence[dict]) -> dict:
-  scored = [r for r in rows if r.get("detection_accuracy") is not None]
+  # Sorted so the float sums do not depend on the order parallel workers finished in.
+  scored = sorted((r for r in rows if r.get("detection_accuracy") is not None),
+                  key=lambda r: r["latent"])
   acc = np.array([r["detection_accuracy"] for r in scored], np.float64)
   mean = lambda key: (float(np.mean([r[key] for r in scored if r[key] is not None]))
                       if any(r[key] is not None for r in scored) else None)
@@ -155,26 +158,36 @@ def summary_path(out_path: str) -> str:
 
 def run_autointerp(token_ids_T: np.ndarray, contexts: Contexts, decode: Callable[[Sequence[int]], str],
                    client: ChatClient, out_path: str, *, experts: Optional[Sequence[int]] = None,
-                   cfg: Optional[AutointerpConfig] = None, verbose: bool = True) -> dict:
+                   cfg: Optional[AutointerpConfig] = None, num_workers: int = 1,
+                   verbose: bool = True) -> dict:
   """Explains and scores every latent of `contexts`, appending rows to out_path (JSONL).
 
   experts gives each column's expert (None for a dense SAE). Latents already in out_path are
-  skipped. Writes the summary of all rows to <out_path stem>.summary.json and returns it.
+  skipped. num_workers latents are in flight at once (the LLM calls dominate); rows are written
+  by this thread as they finish. Writes the summary of all rows to <out_path stem>.summary.json
+  and returns it.
   """
   cfg = cfg or AutointerpConfig()
   done = {r["latent"] for r in _read_rows(out_path)}
   todo = [c for c in range(len(contexts.latent_ids)) if int(contexts.latent_ids[c]) not in done]
   os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
   began = time.time()
-  for i, column in enumerate(todo):
-    row = score_latent(column, contexts, token_ids_T, decode, client, cfg)
-    row["expert"] = None if experts is None else int(experts[column])
-    with open(out_path, "a") as f:
-      f.write(json.dumps(row) + "\n")
-    if verbose:
-      rate = (i + 1) / max(time.time() - began, 1e-9)
-      print(f"autointerp {i + 1}/{len(todo)} latents, {rate:.2f}/s, ETA {(len(todo) - i - 1) / rate:.0f}s, "
-            f"requests {client.num_requests}, cache hits {client.num_cache_hits}", flush=True)
+  pool = concurrent.futures.ThreadPoolExecutor(max(1, num_workers))
+  try:
+    futures = {pool.submit(score_latent, c, contexts, token_ids_T, decode, client, cfg): c
+               for c in todo}
+    for i, future in enumerate(concurrent.futures.as_completed(futures)):
+      row = future.result()
+      row["expert"] = None if experts is None else int(experts[futures[future]])
+      with open(out_path, "a") as f:
+        f.write(json.dumps(row) + "\n")
+      if verbose:
+        rate = (i + 1) / max(time.time() - began, 1e-9)
+        print(f"autointerp {i + 1}/{len(todo)} latents, {rate:.2f}/s, "
+              f"ETA {(len(todo) - i - 1) / rate:.0f}s, requests {client.num_requests}, "
+              f"cache hits {client.num_cache_hits}", flush=True)
+  finally:
+    pool.shutdown(wait=True, cancel_futures=True)  # on an error: stop, keep what is written
   summary = {**summarize(_read_rows(out_path)), "model": client.model}
   tmp = summary_path(out_path) + ".tmp"
   with open(tmp, "w") as f:

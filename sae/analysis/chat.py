@@ -14,6 +14,7 @@ import json
 import os
 import socket
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -36,7 +37,10 @@ def chat_url(url: str) -> str:
 
 
 class ChatClient:
-  """complete(messages) -> reply text, with timeouts, retries with backoff and a disk cache."""
+  """complete(messages) -> reply text, with timeouts, retries with backoff and a disk cache.
+
+  Safe to call from several threads (the cache files are written atomically).
+  """
 
   def __init__(self, url: str, model: str, *, api_key: Optional[str] = None,
                cache_dir: Optional[str] = None, temperature: float = 0.0, max_tokens: int = 256,
@@ -49,6 +53,7 @@ class ChatClient:
     self.timeout_s, self.max_retries, self.backoff_s = timeout_s, max_retries, backoff_s
     self.num_requests = 0
     self.num_cache_hits = 0
+    self._count_lock = threading.Lock()  # complete() may run in several threads at once
 
   def __repr__(self) -> str:
     return f"ChatClient(url={self.url!r}, model={self.model!r})"
@@ -68,8 +73,10 @@ class ChatClient:
     path = self._cache_path(messages)
     if path and os.path.exists(path):
       with open(path) as f:
+        reply = json.load(f)["reply"]
+      with self._count_lock:
         self.num_cache_hits += 1
-        return json.load(f)["reply"]
+      return reply
     reply = self._post({"model": self.model, "messages": list(messages), **self.sampling})
     if path:
       os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -89,7 +96,8 @@ class ChatClient:
     for attempt in range(self.max_retries + 1):
       wait = self.backoff_s * 2 ** attempt
       request = urllib.request.Request(self.url, data=data, headers=headers, method="POST")
-      self.num_requests += 1
+      with self._count_lock:
+        self.num_requests += 1
       try:
         with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
           body = response.read()
