@@ -136,8 +136,8 @@ def _describe(ref: list[Token], ans: list[Token], answer: str, decl_at) -> str:
   if changed and clause == "code":
     clause = changed[0]
   verb = {"insert": "added", "delete": "removed", "replace": "changed"}[op]
-  kind = "specification" if clause != "code" else "code"
-  return (f"{verb} {kind} ({clause}) in {decl_at(i1)} at answer line {line}: "
+  kind = f"specification ({clause})" if clause != "code" else "code"
+  return (f"{verb} {kind} in {decl_at(i1)} at answer line {line}: "
           f"{before or '(nothing)'!r} -> {after or '(nothing)'!r}")
 
 

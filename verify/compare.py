@@ -52,7 +52,8 @@ def compare(runs_dir: pathlib.Path, out: pathlib.Path, data_dir: pathlib.Path) -
                                for m in data.PUBLISHED_MODELS} if sub_ids else {}
     if "published_agreement" in summary:
       pa = summary["published_agreement"]
-      row["agreement"] = {k: pa[k] for k in ("all", "ground_truth_verifies", "disagreements_gt")}
+      row["agreement"] = {k: pa[k] for k in ("all", "ground_truth_verifies", "ground_truth_verifies_own_output",
+                                             "misaligned_outputs", "disagreements_gt")}
     table.append(row)
     dest = out / name
     dest.mkdir(parents=True, exist_ok=True)

@@ -105,25 +105,31 @@ def compare_published(records: list[dict], answers: dict[tuple[str, int], str], 
   rows = []
   for i, v in sorted(tasks.items()):
     ours, theirs = v["paper"] is not None, published.get(i, "failed") != "failed"
+    final_out = answers.get((i, max(v["attempts"], 1)), "")
+    misaligned = bool(final_out) and not (_declared(final_out) & _declared(by_id[i].hints_removed))
     why = ""
     if ours != theirs:
       last = [r for r in records if r["test_id"] == i][-1]
-      out = answers.get((i, max(v["attempts"], 1)), "")
       if theirs and published[i] == "0":
         why = "hint-free input verifies upstream (Dafny 4) but not here"
-      elif theirs and out and not (_declared(out) & _declared(by_id[i].hints_removed)):
+      elif theirs and misaligned:
         why = "published output belongs to another task"
       elif theirs and last["verified"]:
         why = "verified here but fails the paper's cheat check"
       elif theirs:
         why = {"timeout": "time-out here", "parse_error": "does not parse/resolve here (newer syntax?)",
-               "failed": "verification error here"}.get(last["status"], last["status"])
+               "failed": "verification error here", "no_program": "no published output"
+               }.get(last["status"], last["status"])
+      elif v["paper"] == 0:
+        why = "hint-free input verifies here, not upstream"
+      elif "abs" in _declared(final_out):
+        # The published harness appended its own `function abs` to every program.
+        why = "declares abs, which clashes with the harness's appended helper"
       else:
-        why = ("hint-free input verifies here, not upstream" if v["paper"] == 0
-               else "published output verifies here; failed upstream")
+        why = "published output verifies here; failed upstream"
     rows.append({"test_id": i, "name": v["name"], "ours": ours, "published": theirs,
                  "published_attempt": published.get(i), "gt_verifies": bool(v.get("ground_truth_verified")),
-                 "why": why})
+                 "misaligned": misaligned, "why": why})
 
   def agree(sub):
     return {"n": len(sub), "agree": sum(r["ours"] == r["published"] for r in sub),
@@ -131,7 +137,11 @@ def compare_published(records: list[dict], answers: dict[tuple[str, int], str], 
             "ours_solved": sum(r["ours"] for r in sub), "published_solved": sum(r["published"] for r in sub)}
 
   gt = [r for r in rows if r["gt_verifies"]]
+  # Published outputs that are another task's program (a flaw of the published files) cannot be
+  # checked against that task's outcome; agreement without them is the fair measure.
   return {"all": agree(rows), "ground_truth_verifies": agree(gt),
+          "ground_truth_verifies_own_output": agree([r for r in gt if not r["misaligned"]]),
+          "misaligned_outputs": sum(r["misaligned"] for r in rows),
           "disagreements_gt": dict(collections.Counter(r["why"] for r in gt if r["why"]).most_common()),
           "disagreements_all": dict(collections.Counter(r["why"] for r in rows if r["why"]).most_common()),
           "rows": [r for r in rows if r["why"]]}

@@ -94,7 +94,9 @@ def run(cfg: RunConfig) -> dict:
       raise UserError(f"{out} holds a run of {old.get('model')} ({old.get('cheat_check')} check); "
                       "choose another --out")
   report.write_json(info_path, run_info)
-  settings = loop.LoopSettings(attempts=cfg.attempts, cheat_check=cfg.cheat_check)
+  # The oracle measures whether the ground truth verifies here, so it skips the hint-free attempt 0.
+  settings = loop.LoopSettings(attempts=cfg.attempts, cheat_check=cfg.cheat_check,
+                               attempt0=cfg.model != "oracle")
   records = loop.run_tasks(tasks, backend, dafny, settings, out, workers=cfg.workers)
   summary = report.summarize(records, tasks, run_info)
   if cfg.model.startswith("replay:") and data_dir is not None:
@@ -116,7 +118,7 @@ def _print_table(summary: dict) -> None:
              for k in ("attempt", "strict", "paper", "verified")]
     print(f"{name:24s} {row['attempt']['n']:5d} {' '.join(cells)}")
   if "published_agreement" in summary:
-    for name in ("ground_truth_verifies", "all"):
+    for name in ("ground_truth_verifies_own_output", "ground_truth_verifies", "all"):
       a = summary["published_agreement"][name]
       print(f"agreement with published outcomes ({name}): {a['agree']}/{a['n']} = "
             f"{100 * (a['rate'] or 0):.1f}%  (ours {a['ours_solved']}, published {a['published_solved']})")
