@@ -70,6 +70,26 @@ class _VecTable:
     return self.vals_K[self.order[pos]].reshape(cols[0].shape)
 
 
+class _VecGrid:
+  """A nested list of ints (a list or transition matrix), indexed with numpy arrays one
+  subscript at a time; an index outside it raises IndexError (Python's negative indices
+  would wrap, so the exact per-sequence run decides those)."""
+
+  def __init__(self, values, index=()):
+    self.values = np.asarray(values, np.int64)
+    self.index = index
+
+  def __getitem__(self, i):
+    i = np.asarray(i, np.int64)
+    dim = self.values.shape[len(self.index)]
+    if ((i < 0) | (i >= dim)).any():
+      raise IndexError("index outside the table")
+    index = self.index + (i,)
+    if len(index) < self.values.ndim:
+      return _VecGrid(self.values, index)
+    return self.values[np.broadcast_arrays(*index)]
+
+
 def load_program(path: str, vectorised: bool = False):
   """The run function of a generated file; vectorised=True binds min/max/tables to numpy."""
   try:
@@ -87,6 +107,8 @@ def load_program(path: str, vectorised: bool = False):
     for k, v in list(ns.items()):
       if isinstance(v, dict) and v and not k.startswith("__"):
         ns[k] = _VecTable(v)
+      elif isinstance(v, list) and v:
+        ns[k] = _VecGrid(v)
   return ns["run"]
 
 

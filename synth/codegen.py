@@ -15,8 +15,6 @@ import tempfile
 from synth.regress.formula import Formula, Program, input_names, state_names
 
 _INDENT = "    "
-
-
 _WIDTH = 88
 
 
@@ -29,19 +27,37 @@ def _assign(indent: str, names: list[str], exprs: list[str]) -> list[str]:
           + [f"{indent})"])
 
 
-def _table(name: str, formula: Formula) -> list[str]:
-  """A dict constant, wrapped to several entries per line when it is long."""
-  entries = formula.table_entries()
-  line = f"{name} = {{{', '.join(entries)}}}"
+def _wrapped(head: str, items: list[str], tail: str, indent: str) -> list[str]:
+  """`head item, item, ... tail` on one line, or items packed into lines under head."""
+  line = f"{indent}{head}{', '.join(items)}{tail}"
   if len(line) <= _WIDTH:
     return [line]
-  out, row = [f"{name} = {{"], ""
-  for e in entries:
-    if row and len(_INDENT) + len(row) + len(e) + 1 > _WIDTH:
-      out.append(_INDENT + row.rstrip())
+  out, row = [indent + head], ""
+  for item in items:
+    if row and len(indent) + len(_INDENT) + len(row) + len(item) + 1 > _WIDTH:
+      out.append(indent + _INDENT + row.rstrip())
       row = ""
-    row += e + ", "
-  return out + [_INDENT + row.rstrip(), "}"]
+    row += item + ", "
+  return out + [indent + _INDENT + row.rstrip(), indent + tail]
+
+
+def _table(name: str, formula: Formula) -> list[str]:
+  """A lookup table: a list (one variable) or transition matrix (two) when its keys fill a
+  box, else a dict."""
+  grid = formula.grid()
+  if grid is None:
+    return _wrapped(f"{name} = {{", formula.table_entries(), "}", "")
+  offsets, values = grid
+  sizes = [len(values)] + ([len(values[0])] if len(offsets) == 2 else [])
+  ranges = [f"{v} = {lo}..{lo + n - 1}" for v, lo, n in zip(formula.table_vars, offsets, sizes)]
+  comment = ("# The value for " + " (rows), ".join(ranges)
+             + (" (columns)." if len(offsets) == 2 else "."))
+  if len(offsets) == 1:
+    return [comment] + _wrapped(f"{name} = [", [str(v) for v in values], "]", "")
+  rows = []
+  for r in values:
+    rows += _wrapped("[", [str(v) for v in r], "],", _INDENT)
+  return [comment, f"{name} = ["] + rows + ["]"]
 
 
 def program_source(program: Program) -> str:

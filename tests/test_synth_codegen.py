@@ -42,7 +42,7 @@ def test_oracle_programs_solve_their_tasks_on_1e5_sequences(name, tmp_path):
 
 def test_table_program_is_checked_vectorised(tmp_path):
   path = synthesise("Perfect_Square_Detector", tmp_path)
-  assert "OUT_Y1 = {" in open(path).read()
+  assert "OUT_Y1 = [1, 1, 0, 0, 1," in open(path).read()
   result = check_program(path, get_task("Perfect_Square_Detector"), n_sequences=20_000)
   assert result.exact and result.vectorised and not result.solved  # 2e4 < 1e5 sequences
 
@@ -57,6 +57,20 @@ def test_wrong_program_gets_a_counterexample(tmp_path):
   cex = result.counterexample
   xs = cex["xs"]
   assert cex["got"] == xs and cex["expected"] == [xs[0]] + [a + b for a, b in zip(xs, xs[1:])]
+
+
+def test_sparse_and_dense_tables(tmp_path):
+  # Dense over (s1, x1) with x1 in -1..1: a transition matrix with shifted columns.
+  table = tuple(((s, x), (s + x) % 3) for s in range(3) for x in (-1, 0, 1))
+  dense = Formula("table", "", 1009, table, ("s1", "x1"))
+  sparse = Formula("table", "", 1002, (((0, 0), 1), ((2, 5), 0)), ("s1", "x1"))
+  prog = Program("Add_Mod_3", 1, 1, (0,), (dense,), (sparse,), "state_input")
+  src = program_source(prog)
+  assert "s1 = NEXT_S1[s1][x1 + 1]" in src and "[2, 0, 1]," in src
+  assert "OUT_Y1 = {(0, 0): 1, (2, 5): 0}" in src and "OUT_Y1[s1, x1]" in src
+  run = load_program(write_program(prog, str(tmp_path / "tables.py")))
+  with pytest.raises(KeyError):
+    run([1])
 
 
 def test_table_missing_a_key_fails_with_the_error(tmp_path):

@@ -27,12 +27,31 @@ class Formula:
   table: tuple[tuple[tuple[int, ...], int], ...] = ()   # sorted (key, value) for 'table'
   table_vars: tuple[str, ...] = ()              # the key's variables, in order
 
+  def grid(self) -> tuple[tuple[int, ...], list] | None:
+    """A table over one or two variables whose keys fill a box, as (key offsets, nested list
+    of values: a list, or a transition matrix); None otherwise."""
+    if self.method != "table" or len(self.table_vars) not in (1, 2):
+      return None
+    keys_KD = np.array([k for k, _ in self.table], np.int64)
+    lo_D = keys_KD.min(axis=0)
+    shape = keys_KD.max(axis=0) - lo_D + 1
+    if np.prod(shape) != len(self.table):  # keys are distinct, so this means the box is full
+      return None
+    values = np.empty(shape, np.int64)
+    values[tuple((keys_KD - lo_D).T)] = [v for _, v in self.table]
+    return tuple(lo_D.tolist()), values.tolist()
+
   def render(self, table_name: str) -> str:
-    """The expression as it appears in generated code (a table becomes a dict lookup)."""
+    """The expression as it appears in generated code (a table becomes a lookup)."""
     if self.method != "table":
       return self.expr
     if not self.table_vars:
       return str(self.table[0][1])
+    grid = self.grid()
+    if grid is not None:
+      shifted = [v if lo == 0 else f"{v} - {lo}" if lo > 0 else f"{v} + {-lo}"
+                 for v, lo in zip(self.table_vars, grid[0])]
+      return table_name + "".join(f"[{i}]" for i in shifted)
     key = self.table_vars[0] if len(self.table_vars) == 1 else ", ".join(self.table_vars)
     return f"{table_name}[{key}]"
 
