@@ -97,10 +97,6 @@ def expr_size(expr: str) -> int:
   return size
 
 
-def _vec_namespace() -> dict:
-  return {"min": np.minimum, "max": np.maximum, "abs": np.abs}
-
-
 def evaluate(formula: Formula, X_TV: np.ndarray, names: list[str]) -> np.ndarray:
   """Values of a formula on rows of variables (T, V) -> (T,) int64; raises KeyError when a
   table lacks a row's key."""
@@ -110,7 +106,7 @@ def evaluate(formula: Formula, X_TV: np.ndarray, names: list[str]) -> np.ndarray
     cols = [X_TV[:, names.index(v)] for v in formula.table_vars]
     keys = zip(*cols) if cols else [()] * len(X_TV)
     return np.array([lookup[tuple(k)] for k in keys], dtype=np.int64).reshape(len(X_TV))
-  env = _vec_namespace()
+  env = {"min": np.minimum, "max": np.maximum, "abs": np.abs}
   env.update({n: X_TV[:, i] for i, n in enumerate(names)})
   value = eval(compile(formula.expr, "<formula>", "eval"), {"__builtins__": {}}, env)
   return np.broadcast_to(np.asarray(value, dtype=np.int64), (len(X_TV),)).copy()
