@@ -125,7 +125,8 @@ def _run(server, tmp_path, out_name="latents.jsonl", num_workers=1, **client_kwa
   summary = autointerp.run_autointerp(ids, ctx, _decode, client, out, experts=[0, 0, 1, 1],
                                       cfg=cfg, num_workers=num_workers, verbose=False)
   with open(out) as f:
-    rows = {r["latent"]: r for r in map(json.loads, f)}
+    lines = [line for line in f if line.endswith("}\n")]  # not a half-written one
+  rows = {r["latent"]: r for r in map(json.loads, lines)}
   return summary, rows, client, acts
 
 
@@ -194,6 +195,16 @@ def test_error_mid_run_keeps_rows_and_resumes(server, tmp_path):
   assert sorted(rows) == [100, 101, 102, 103]
   # Only the two latents still to score are asked about (a worker may already have cached one).
   assert client.num_requests + client.num_cache_hits == 4
+
+
+def test_half_written_row_is_redone(server, tmp_path):
+  _, rows, _, _ = _run(server, tmp_path)
+  with open(tmp_path / "latents.jsonl") as f:
+    lines = f.readlines()
+  with open(tmp_path / "latents.jsonl", "w") as f:
+    f.writelines(lines[:2] + [lines[2][:40]])  # killed while writing the third row
+  _, rows_again, _, _ = _run(server, tmp_path)
+  assert rows_again == rows
 
 
 def test_retries_on_429_5xx_and_timeout(server, tmp_path):

@@ -126,10 +126,17 @@ def score_latent(column: int, contexts: Contexts, token_ids_T: np.ndarray,
 
 
 def _read_rows(path: str) -> list[dict]:
+  """The complete rows of a results JSONL; a line cut short by a killed run is dropped (redone)."""
   if not os.path.exists(path):
     return []
+  rows = []
   with open(path) as f:
-    return [json.loads(line) for line in f if line.strip()]
+    for line in f:
+      try:
+        rows.append(json.loads(line))
+      except json.JSONDecodeError:
+        continue
+  return rows
 
 
 def summarize(rows: Sequence[dict]) -> dict:
@@ -171,6 +178,11 @@ def run_autointerp(token_ids_T: np.ndarray, contexts: Contexts, decode: Callable
   done = {r["latent"] for r in _read_rows(out_path)}
   todo = [c for c in range(len(contexts.latent_ids)) if int(contexts.latent_ids[c]) not in done]
   os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
+  if os.path.exists(out_path) and os.path.getsize(out_path):
+    with open(out_path, "rb+") as f:
+      f.seek(-1, os.SEEK_END)
+      if f.read(1) != b"\n":
+        f.write(b"\n")  # new rows must not continue a half-written one
   began = time.time()
   pool = concurrent.futures.ThreadPoolExecutor(max(1, num_workers))
   try:
