@@ -61,10 +61,23 @@ def compare(runs_dir: pathlib.Path, out: pathlib.Path, data_dir: pathlib.Path) -
       if (run_dir / f).is_file():
         shutil.copyfile(run_dir / f, dest / f)
   result = {"ground_truth_verifies": sorted(gt_ok), "runs": table}
+  _ground_truth_status(runs_dir / "oracle", out)
   report.write_json(out / "comparison.json", result)
   (out / "comparison.md").write_text(_markdown(table), "utf-8")
   _plot(table, out / "comparison.png")
   return result
+
+
+def _ground_truth_status(oracle_dir: pathlib.Path, out: pathlib.Path) -> None:
+  """Which ground-truth programs verify with the installed Dafny, and why the others do not."""
+  recs = [r for r in loop.read_jsonl(oracle_dir / loop.RESULTS) if r["attempt"] == 1]
+  if not recs:
+    return
+  report.write_json(out / "ground_truth_status.json", {
+      "verifier": f"Dafny {recs[0]['dafny_version']}, z3 {recs[0]['z3_version']}",
+      "verified": sorted(r["name"] for r in recs if r["verified"]),
+      "not_verified": {r["name"]: {"status": r["status"], "first_error": r["first_error"]}
+                       for r in sorted(recs, key=lambda r: r["name"]) if not r["verified"]}})
 
 
 def _pct(x):

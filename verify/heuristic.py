@@ -107,7 +107,7 @@ def _collection_types(toks: list[Token]) -> dict[str, str]:
 def loop_candidates(src: str) -> list[Candidate]:
   toks = code_tokens(src)
   types = _collection_types(toks)
-  out: list[Candidate] = []
+  loops: list[tuple[int, int, list[str]]] = []  # (body start, body end, clauses)
   for w, tok in enumerate(toks):
     if tok.text != "while":
       continue
@@ -161,12 +161,15 @@ def loop_candidates(src: str) -> list[Candidate]:
           if body[i + 2].text == "]" and body[i + 3].text == ":=" and kind != "seq" and op in ("<", "!="):
             # Written at x and above untouched so far: the usual frame of an in-place pass.
             found.append(f"forall k :: {x} <= k < {a}.Length ==> {a}[k] == old({a}[k])")
-    seen = set()
-    for c in found:
-      clause = c if c.startswith("decreases") else f"invariant {c}"
-      if clause not in seen:
-        seen.add(clause)
-        out.append(Candidate(toks[b].start, clause))
+    loops.append((toks[b].start, body[-1].end,
+                  [c if c.startswith("decreases") else f"invariant {c}" for c in found]))
+  # An inner loop forgets what its outer loop knew about anything it modifies: offer it the
+  # outer loop's invariants too (the verifier prunes those that do not hold).
+  out: list[Candidate] = []
+  for start, end, clauses in loops:
+    outer = [c for s, e, cs in loops if s < start < e for c in cs if c.startswith("invariant")]
+    for clause in dict.fromkeys(clauses + outer):
+      out.append(Candidate(start, clause))
   return out
 
 

@@ -5,6 +5,7 @@ import dataclasses
 import json
 import os
 import pathlib
+import random
 import sys
 import threading
 import time
@@ -124,6 +125,8 @@ def run_tasks(tasks: Sequence[Task], backend: Backend, dafny: Dafny, settings: L
   finished = {r["test_id"] for r in old if r.get("final")}
   written = {(r["test_id"], r["attempt"]) for r in old}
   todo = [t for t in tasks if t.test_id not in finished]
+  # A fixed shuffle: a run stopped part-way has done a random sample, not one alphabetical corner.
+  random.Random(0).shuffle(todo)
   results, answers = JsonlLog(out_dir / RESULTS), JsonlLog(out_dir / ANSWERS)
   print(f"[{backend.name}] {len(tasks) - len(todo)} of {len(tasks)} tasks already done in {out_dir}; "
         f"running {len(todo)} with {workers} workers", flush=True)

@@ -24,10 +24,12 @@ def feedback_message(verifier_output: str | None, cheat_reason: str | None) -> s
   """The user turn after a failed attempt: the verifier's words, and/or why the answer was rejected.
 
   verifier_output is None when the program verified (only the cheat check failed); an empty string
-  stands for a time-out, as in the published harness.
+  stands for a time-out (the published harness sent an empty message then; we say what happened).
   """
   parts = []
-  if verifier_output is not None:
+  if verifier_output == "":
+    parts.append("Dafny ran out of time on this answer. Please try again with hints that make it easier to verify.\n")
+  elif verifier_output is not None:
     parts.append(f"Dafny rejected this answer with the following output:\n{verifier_output}\n"
                  "Please fix the program using this feedback.\n")
   if cheat_reason:
