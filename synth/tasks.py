@@ -60,7 +60,7 @@ class Task:
     if x_NLI.ndim != 3 or x_NLI.shape[2] != self.n_in:
       raise UserError(f"{self.name}: inputs must have shape (N, L, {self.n_in}), "
                       f"got {x_NLI.shape}")
-    y = np.asarray(self.fn(x_NLI), dtype=np.int64)
+    y = np.array(self.fn(x_NLI), dtype=np.int64)  # a copy: some rules return views
     return y.reshape(x_NLI.shape[0], x_NLI.shape[1], self.n_out)
 
   def sample(self, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
