@@ -39,7 +39,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
   def do_POST(self):  # pylint: disable=invalid-name
     body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-    self.server.requests.append({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body})
+    headers = {k.lower(): v for k, v in self.headers.items()}
+    self.server.requests.append({"path": self.path, "headers": headers, "body": body})
     turns = [m for m in body["messages"] if m["role"] == "user"]
     text = self.server.first_reply if len(turns) == 1 else f"Fixed:\n```dafny\n{GROUND_TRUTH}```\n"
     if self.path == "/chat/completions":

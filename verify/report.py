@@ -122,6 +122,8 @@ def compare_published(records: list[dict], answers: dict[tuple[str, int], str], 
                }.get(last["status"], last["status"])
       elif v["paper"] == 0:
         why = "hint-free input verifies here, not upstream"
+      elif last["verifier_seconds"] > 15.0:
+        why = "verifies here only after the published harness's 15 s limit"
       elif "abs" in _declared(final_out):
         # The published harness appended its own `function abs` to every program.
         why = "declares abs, which clashes with the harness's appended helper"

@@ -17,7 +17,8 @@ from verify.runner import RunConfig, run
 
 _M = flags.DEFINE_string("model", None, "none | oracle | heuristic | replay:NAME | openai:MODEL | anthropic:MODEL")
 _OUT = flags.DEFINE_string("out", None, "run folder (results.jsonl, summary.json, plots)")
-_DATA = flags.DEFINE_string("data_dir", None, "DafnyBench data folder (default $DAFNYBENCH_DIR or ../shared/dafnybench)")
+_DATA = flags.DEFINE_string("data_dir", None,
+                            "DafnyBench data folder (default $DAFNYBENCH_DIR, then ../shared/dafnybench)")
 _HUB = flags.DEFINE_string("hub", "", "load tasks with `datasets` from this hub name or local JSON file")
 _TASKS = flags.DEFINE_string("tasks", "", "comma-separated test IDs or names (default: all)")
 _LIMIT = flags.DEFINE_integer("limit", 0, "only the first N tasks")
@@ -28,6 +29,7 @@ _CHEAT = flags.DEFINE_enum("cheat_check", "strict", ["strict", "paper"], "which 
 _TIMEOUT = flags.DEFINE_float("timeout_s", 30.0, "verifier time limit per call (seconds)")
 _DAFNY = flags.DEFINE_string("dafny", "dafny", "Dafny executable")
 _Z3 = flags.DEFINE_string("z3", "auto", "auto | system | path of the z3 to use")
+_REPORT = flags.DEFINE_bool("report_only", False, "only rewrite summary.json and plots from results.jsonl")
 _URL = flags.DEFINE_string("api_url", None, "chat endpoint base URL")
 _KEY = flags.DEFINE_string("api_key", None, "API key (default $OPENAI_API_KEY / $ANTHROPIC_API_KEY)")
 _TEMP = flags.DEFINE_float("temperature", 0.3, "sampling temperature")
@@ -43,7 +45,8 @@ def main(argv):
     run(RunConfig(model=_M.value, out=_OUT.value, data_dir=_DATA.value, hub=_HUB.value, tasks=_TASKS.value,
                   limit=_LIMIT.value, sample=_SAMPLE.value, attempts=_ATT.value, workers=_WORKERS.value,
                   cheat_check=_CHEAT.value, timeout_s=_TIMEOUT.value, dafny=_DAFNY.value, z3=_Z3.value,
-                  api_url=_URL.value, api_key=_KEY.value, temperature=_TEMP.value, max_tokens=_MAXTOK.value))
+                  api_url=_URL.value, api_key=_KEY.value, temperature=_TEMP.value, max_tokens=_MAXTOK.value,
+                  report_only=_REPORT.value))
   except UserError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)

@@ -33,6 +33,7 @@ class RunConfig:
   max_tokens: int = 4096
   verifier_cache: str = str(DEFAULT_CACHE)
   llm_cache: str = ""             # default: .cache/llm in the repo
+  report_only: bool = False       # summarize what out already holds; run nothing
 
 
 def make_backend(cfg: RunConfig, data_dir: pathlib.Path | None):
@@ -93,11 +94,15 @@ def run(cfg: RunConfig) -> dict:
     if (old.get("model"), old.get("cheat_check")) != (backend.name, cfg.cheat_check):
       raise UserError(f"{out} holds a run of {old.get('model')} ({old.get('cheat_check')} check); "
                       "choose another --out")
-  report.write_json(info_path, run_info)
+  if not cfg.report_only:
+    report.write_json(info_path, run_info)
   # The oracle measures whether the ground truth verifies here, so it skips the hint-free attempt 0.
   settings = loop.LoopSettings(attempts=cfg.attempts, cheat_check=cfg.cheat_check,
                                attempt0=cfg.model != "oracle")
-  records = loop.run_tasks(tasks, backend, dafny, settings, out, workers=cfg.workers)
+  if cfg.report_only:
+    records = loop.read_jsonl(out / loop.RESULTS)
+  else:
+    records = loop.run_tasks(tasks, backend, dafny, settings, out, workers=cfg.workers)
   summary = report.summarize(records, tasks, run_info)
   if cfg.model.startswith("replay:") and data_dir is not None:
     answers = {(a["test_id"], a["attempt"]): a["answer"] for a in loop.read_jsonl(out / loop.ANSWERS)}
