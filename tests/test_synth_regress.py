@@ -8,7 +8,7 @@ from synth.machine import DiscreteMachine, consistency, from_trajectories
 from synth.oracle_machine import oracle_machine
 from synth.regress import evaluate, fit_rule, regress_machine
 from synth.regress.boolean import fit_boolean
-from synth.regress.linear import fit_linear, fit_modular
+from synth.regress.linear import fit_affine_unary, fit_linear, fit_modular
 from synth.regress.relabel import relabel_by_output
 from synth.regress.symbolic import fit_symbolic
 from synth.tasks import get_task
@@ -107,6 +107,15 @@ def test_modular_and_floor_division():
   X = RNG.integers(0, 7, (300, 3))
   f = fit_modular(X, X.sum(axis=1) // 7, NAMES)
   assert f.expr == "(s1 + s2 + x1) // 7"
+
+
+def test_affine_rules_under_a_nonlinearity():
+  # |x_t - x_{t-1}| seen through lattice coordinates s1 = x_{t-1}, s2 = x_{t-1} + x_{t-2}.
+  y = np.abs(2 * I3[:, 0] - I3[:, 1] - I3[:, 2])
+  assert fit_affine_unary(I3, y, NAMES).expr == "abs(2*s1 - s2 - x1)"
+  f = fit_affine_unary(I3, (I3[:, 0] + I3[:, 1] > 0) * 1, NAMES)
+  assert f.expr == "(0 < s1 + s2) * 1"
+  assert fit_affine_unary(I3, I3[:, 0] ** 2, NAMES) is None
 
 
 @pytest.mark.parametrize("y, expr", [

@@ -13,7 +13,7 @@ from synth.machine import DiscreteMachine, consistency
 from synth.regress.boolean import fit_boolean
 from synth.regress.formula import (Formula, Program, determining_columns, input_names,
                                    is_function, state_names, unique_rows)
-from synth.regress.linear import fit_linear, fit_modular
+from synth.regress.linear import fit_affine_unary, fit_linear, fit_modular
 from synth.regress.relabel import relabel_by_output
 from synth.regress.symbolic import fit_symbolic
 
@@ -43,7 +43,8 @@ def fit_rule(X_TV: np.ndarray, y_T: np.ndarray, names: list[str], *, sr_max_size
   found = [f for f in (fit_linear(X_TV, y_T, names), fit_boolean(X_TV, y_T, names))
            if f is not None]
   if not found:
-    found = [f for f in (fit_modular(X_TV, y_T, names),) if f is not None]
+    found = [f for f in (fit_modular(X_TV, y_T, names), fit_affine_unary(X_TV, y_T, names))
+             if f is not None]
   best = min(found, key=lambda f: f.size, default=None)
   limit = sr_max_size if best is None else min(sr_max_size, best.size - 1)
   # With a formula in hand, only a short look for a smaller one is worth its time.

@@ -62,28 +62,61 @@ def _search(A_RC, y_R, coef_ranges, op, m):
   return None
 
 
-def fit_modular(X_TV: np.ndarray, y_T: np.ndarray, names: list[str]) -> Formula | None:
-  """Shortest (a.v + c) % m or (a.v + c) // m over small m and small coefficients."""
+def _affine_rows(X_TV, y_T, names):
+  """Distinct rows as [non-constant columns, 1] in a fixed shuffled order, with their names."""
   X_RV, y_R = unique_rows(np.asarray(X_TV, np.int64), np.asarray(y_T, np.int64))
   live = [i for i in range(X_RV.shape[1]) if len(np.unique(X_RV[:, i])) > 1]
   A_RC = np.concatenate([X_RV[:, live], np.ones((len(X_RV), 1), np.int64)], axis=1)
-  names = [names[i] for i in live]
   perm = np.random.default_rng(0).permutation(len(A_RC))
-  A_RC, y_R = A_RC[perm], y_R[perm]
+  return A_RC[perm], y_R[perm], [names[i] for i in live]
+
+
+def fit_modular(X_TV: np.ndarray, y_T: np.ndarray, names: list[str]) -> Formula | None:
+  """Shortest (a.v + c) % m or (a.v + c) // m over small m and small coefficients."""
+  A_RC, y_R, names = _affine_rows(X_TV, y_T, names)
+  n_vars = A_RC.shape[1] - 1
   best = None
   for m in MODULI:
     found = []
     # A residue rule visits every residue on real data, so only m = max(y) + 1 is tried.
     if y_R.min() >= 0 and y_R.max() == m - 1:
-      ranges = [range(m)] * len(live) + [range(m)]
-      w = _search(A_RC, y_R, ranges, np.mod, m)
+      w = _search(A_RC, y_R, [range(m)] * (n_vars + 1), np.mod, m)
       if w is not None:
         found.append(f"({_render(w[:-1].tolist(), int(w[-1]), names)}) % {m}")
-    ranges = [range(-2, 3)] * len(live) + [range(-m + 1, m)]
-    w = _search(A_RC, y_R, ranges, np.floor_divide, m)
+    w = _search(A_RC, y_R, [range(-2, 3)] * n_vars + [range(-m + 1, m)], np.floor_divide, m)
     if w is not None:
       found.append(f"({_render(w[:-1].tolist(), int(w[-1]), names)}) // {m}")
     for expr in found:
       if best is None or expr_size(expr) < expr_size(best):
         best = expr
   return None if best is None else Formula("LR", best, expr_size(best))
+
+
+# f(a.v + c) for a non-linearity f: how it reads, what it computes, which outputs it can give,
+# and whether f(-u) = f(u) (then the sign is chosen to make the first coefficient positive).
+_UNARY = (
+    ("abs({e})", lambda v, _: np.abs(v), lambda y: y.min() >= 0, True),
+    ("({e} == 0) * 1", lambda v, _: (v == 0).astype(np.int64), lambda y: y.max() <= 1, True),
+    ("(0 < {e}) * 1", lambda v, _: (v > 0).astype(np.int64), lambda y: y.max() <= 1, False),
+)
+
+
+def fit_affine_unary(X_TV: np.ndarray, y_T: np.ndarray, names: list[str]) -> Formula | None:
+  """Shortest abs(a.v + c), [a.v + c == 0] or [a.v + c > 0] with coefficients in -2..2: rules
+  such as |x_t - x_{t-1}| stay short whatever integer basis the states come in."""
+  A_RC, y_R, names = _affine_rows(X_TV, y_T, names)
+  if y_R.min() < 0:
+    return None
+  n_vars = A_RC.shape[1] - 1
+  best = None
+  for tmpl, op, applies, even in _UNARY:
+    if not applies(y_R):
+      continue
+    w = _search(A_RC, y_R, [range(-2, 3)] * n_vars + [range(-3, 4)], op, None)
+    if w is not None:
+      if even and w[np.flatnonzero(w)[0]] < 0:
+        w = -w
+      expr = tmpl.format(e=_render(w[:-1].tolist(), int(w[-1]), names))
+      if best is None or expr_size(expr) < expr_size(best):
+        best = expr
+  return None if best is None else Formula("SR", best, expr_size(best))
