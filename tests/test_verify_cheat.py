@@ -79,3 +79,8 @@ def test_leftover_fragments_are_found():
   assert hints.leftover_hint_lines(gt, TASK) == []
   # A full answer to the damaged input is honest against the ground truth's stripped program.
   assert cheat.check_strict(gt, damaged, ground_truth=gt).ok
+
+
+def test_guard_parentheses_do_not_count_as_changes():
+  assert cheat.check_strict(GROUND_TRUTH.replace("while i < n\n", "while (i < n)\n"), TASK).ok
+  assert not cheat.check_strict(TASK.replace("i := i + 1;", "i := (i + 1) * 1;"), TASK).ok

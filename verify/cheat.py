@@ -4,15 +4,15 @@ Two checks. `paper` re-implements the published harness's weak test: the require
 must be the same list and the text may not contain `{:verify false}` or `assume false`. `strict`
 asks for everything but hints to be unchanged: no assume, {:axiom}, {:verify false} or new
 {:extern}; no deleted declaration; new helper lemmas/functions/predicates only with a body; and
-the program with hints stripped (and new helpers cut out) equal token for token, comments and
-whitespace aside, to the task input with hints stripped (or to the ground truth so stripped, which
+the program with hints stripped (and new helpers cut out) equal token for token, comments,
+whitespace and parentheses around a whole loop/if guard aside, to the task input with hints stripped (or to the ground truth so stripped, which
 differs for the 49 inputs with hint fragments left behind).
 """
 import dataclasses
 import difflib
 
 from verify import hints
-from verify.lexer import Token, code_tokens, ends_expression, matching_close, tokenize
+from verify.lexer import Token, code_tokens, ends_expression, matching_close
 
 MODES = ("strict", "paper")
 _NAMED_DECLS = frozenset("method function predicate lemma constructor class datatype codatatype module "
@@ -141,6 +141,18 @@ def _describe(ref: list[Token], ans: list[Token], answer: str, decl_at) -> str:
           f"{before or '(nothing)'!r} -> {after or '(nothing)'!r}")
 
 
+def _drop_guard_parens(toks: list[Token]) -> list[Token]:
+  """`while (c)` and `if (c)` read the same as `while c` and `if c`: drop such outer parentheses."""
+  drop = set()
+  for i, tok in enumerate(toks[:-1]):
+    if tok.text in ("while", "if") and toks[i + 1].text == "(":
+      j = matching_close(toks, i + 1)
+      after = toks[j + 1].text if j + 1 < len(toks) else ""
+      if after in ("{", "then", "invariant", "decreases", "modifies"):
+        drop |= {i + 1, j}
+  return [t for k, t in enumerate(toks) if k not in drop]
+
+
 def check_strict(answer: str, task_input: str, ground_truth: str | None = None) -> Verdict:
   bad = _forbidden(answer, task_input)
   if bad:
@@ -170,10 +182,10 @@ def check_strict(answer: str, task_input: str, ground_truth: str | None = None) 
       kept.append(answer[pos:s])
       pos = e
   kept.append(answer[pos:])
-  ans = code_tokens(hints.strip_hints("".join(kept)))
-  refs = [code_tokens(hints.strip_hints(task_input))]
+  ans = _drop_guard_parens(code_tokens(hints.strip_hints("".join(kept))))
+  refs = [_drop_guard_parens(code_tokens(hints.strip_hints(task_input)))]
   if ground_truth:
-    refs.append(code_tokens(hints.strip_hints(ground_truth)))
+    refs.append(_drop_guard_parens(code_tokens(hints.strip_hints(ground_truth))))
   if any([t.text for t in r] == [t.text for t in ans] for r in refs):
     return Verdict(True)
   ref = refs[0]

@@ -175,4 +175,4 @@ def _first_error(output: str, status: str) -> str:
     if re.search(r"[Ee]rror|time out|timed out", line):
       return line.strip()[:300]
   lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
-  return (lines[0] if lines else f"verifier exited with no output")[:300]
+  return (lines[0] if lines else "verifier exited with no output")[:300]
