@@ -93,7 +93,8 @@ class StoreWriter:
     self.manifest = manifest
     committed = {s["name"] for s in manifest["shards"]}
     # Leftovers of a killed run: temp files, and a shard renamed in before its manifest update.
-    for stray in glob.glob(os.path.join(path, "*.tmp*")) + glob.glob(os.path.join(path, "shard_*")):
+    for stray in set(glob.glob(os.path.join(path, "*.tmp*")) +
+                     glob.glob(os.path.join(path, "shard_*"))):
       if os.path.basename(stray) not in committed:
         os.remove(stray)
     self._acts, self._tokens, self._positions = [], [], []
@@ -190,8 +191,10 @@ class ActivationSource:
       import jax  # pylint: disable=import-outside-toplevel
       process_index, process_count = jax.process_index(), jax.process_count()
     self.store = ActivationStore(path)
+    if not 0 <= process_index < process_count:
+      raise UserError(f"process_index {process_index} is outside 0..{process_count - 1}")
     self.shards = self.store.shards[process_index::process_count]
-    if not self.shards:
+    if len(self.store.shards) < process_count:  # checked on every host, so all of them stop
       raise UserError(f"{path} has {len(self.store.shards)} shards, fewer than the "
                       f"{process_count} hosts reading it; harvest more or use fewer hosts")
     self.batch_size, self.seed, self.window = batch_size, seed, window
