@@ -138,14 +138,16 @@ def leftover_hint_lines(ground_truth: str, hints_removed: str) -> list[str]:
   """Lines of multi-line hints that the benchmark's line-deleting script left in the task input.
 
   The script deleted lines beginning with assert/invariant/decreases; the continuation lines of a
-  hint spanning several lines stayed behind. Returns those lines as they appear in the input.
+  hint spanning several lines stayed behind. Returns, per damaged hint, those lines (joined by " / ")
+  as they appear in the input.
   """
   removed_lines = set(ln.strip() for ln in hints_removed.splitlines())
   left = []
   for h in find_hints(ground_truth):
     if h.kind not in ("assert", "invariant", "decreases"):
       continue
-    for ln in ground_truth[h.start:h.end].splitlines()[1:]:
-      if ln.strip() and not _LINE_HINT_RE.match(ln) and ln.strip() in removed_lines:
-        left.append(ln.strip())
+    rest = [ln.strip() for ln in ground_truth[h.start:h.end].splitlines()[1:]
+            if ln.strip() and not _LINE_HINT_RE.match(ln) and ln.strip() in removed_lines]
+    if rest:
+      left.append(" / ".join(rest))
   return left

@@ -60,7 +60,7 @@ def data_flaws(task_list: Sequence[Task]) -> dict:
             if any(s in " ".join(x.text for x in code_tokens(t.hints_removed))
                    for s in ("{ : verify false }", "assume false"))]
   return {"leftover_hint_fragments": sorted(i for i, v in leftovers.items() if v),
-          "leftover_places": sum(len(v) for v in leftovers.values()),
+          "leftover_places": sum(len(v) for v in leftovers.values()),  # damaged hints
           "input_skips_verification": sorted(cheats)}
 
 

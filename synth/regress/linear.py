@@ -102,7 +102,7 @@ _UNARY = (
 
 
 def fit_affine_unary(X_TV: np.ndarray, y_T: np.ndarray, names: list[str]) -> Formula | None:
-  """Shortest abs(a.v + c), [a.v + c == 0] or [a.v + c > 0] with coefficients in -2..2: rules
+  """Shortest abs(a.v + c), [a.v + c == 0] or [a.v + c > 0] with coefficients in -3..3: rules
   such as |x_t - x_{t-1}| stay short whatever integer basis the states come in."""
   A_RC, y_R, names = _affine_rows(X_TV, y_T, names)
   if y_R.min() < 0:
@@ -112,7 +112,11 @@ def fit_affine_unary(X_TV: np.ndarray, y_T: np.ndarray, names: list[str]) -> For
   for tmpl, op, applies, even in _UNARY:
     if not applies(y_R):
       continue
-    w = _search(A_RC, y_R, [range(-2, 3)] * n_vars + [range(-3, 4)], op, None)
+    w = None
+    for bound in (2, 3):  # the wider range only where the search stays small
+      w = _search(A_RC, y_R, [range(-bound, bound + 1)] * n_vars + [range(-3, 4)], op, None)
+      if w is not None:
+        break
     if w is not None:
       if even and w[np.flatnonzero(w)[0]] < 0:
         w = -w
