@@ -127,8 +127,8 @@ def test_tokenizer_files_load_beside_the_weights(tmp_path):
 @pytest.mark.slow
 def test_matches_hf_transformers(tmp_path):
   """HF writes the checkpoint (its own names and layout) and computes the oracle logits."""
-  torch = pytest.importorskip("torch")
-  transformers = pytest.importorskip("transformers")
+  import torch  # pylint: disable=import-outside-toplevel
+  import transformers  # pylint: disable=import-outside-toplevel
   torch.manual_seed(0)
   hf_cfg = transformers.GPT2Config(vocab_size=CONFIG["vocab_size"], n_positions=32, n_embd=24,
                                    n_layer=2, n_head=3, resid_pdrop=0.0, embd_pdrop=0.0,

@@ -12,8 +12,8 @@ from sae.lm import gguf_loader, tokenizer
 KNOWN = {
     "In the beginning God created the heaven and the earth.":
         [788, 260, 3616, 1839, 2312, 260, 10419, 284, 260, 3103, 30],
-    "It's 2024; ¿qué tal? 3.14": [2683, 506, 216, 34, 32, 34, 36, 43, 18911, 2138, 47015, 281, 216,
-                                   35, 30, 33, 36],
+    "It's 2024; ¿qué tal? 3.14": [1589, 506, 216, 34, 32, 34, 36, 43, 3351, 140, 385, 2756, 5252,
+                                   47, 216, 35, 30, 33, 36],
 }
 SAMPLES = [
     "In the beginning God created the heaven and the earth.",
@@ -84,7 +84,7 @@ def _real_texts():
 
 @pytest.mark.slow
 def test_smollm2_matches_hf_tokenizers_on_bible_text():
-  hf_tokenizers = pytest.importorskip("tokenizers")
+  import tokenizers as hf_tokenizers  # pylint: disable=import-outside-toplevel
   ours = smollm2_tokenizer()
   bpe = hf_tokenizers.models.BPE(vocab=ours.ids, merges=list(ours.ranks))
   hf = hf_tokenizers.Tokenizer(bpe)
@@ -97,7 +97,7 @@ def test_smollm2_matches_hf_tokenizers_on_bible_text():
 
 @pytest.mark.slow
 def test_smollm2_matches_llama_cpp_on_bible_text():
-  llama_cpp = pytest.importorskip("llama_cpp")
+  import llama_cpp  # pylint: disable=import-outside-toplevel
   lm = llama_cpp.Llama(gguf_loader.smollm2_path(), vocab_only=True, verbose=False)
   ours = smollm2_tokenizer()
   for sample in _real_texts():
