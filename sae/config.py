@@ -24,7 +24,7 @@ class ModelConfig:
   num_experts: int = 8                  # N; each expert has width M / N
   dispatch: str = "capacity"            # 'capacity' | 'dropless' (sort + ragged_dot) | 'dense' (oracle)
   capacity_factor: float = 1.25         # slots per expert = ceil(factor * B / N)
-  decoder: str = "sparse"               # switch: 'sparse' (gather k rows) | 'expert' (dense per expert slot)
+  decoder: str = "sparse"               # switch: 'sparse' (k rows) | 'expert' (dense per slot) | 'auto'
   p_scaling: str = "softmax"            # 'softmax' (x_hat scaled by router prob) | 'heaviside' (ablation)
   balance_alpha: float = 3.0            # weight of the load-balancing loss
   shared_width: int = 0                 # width of an always-on shared expert (0: none)
@@ -43,8 +43,8 @@ class ModelConfig:
       raise UserError(f"model.kind {self.kind!r} is unknown; use one of {', '.join(MODEL_KINDS)}")
     if self.dispatch not in DISPATCHES:
       raise UserError(f"model.dispatch {self.dispatch!r} is unknown; use one of {', '.join(DISPATCHES)}")
-    if self.decoder not in ("sparse", "expert"):
-      raise UserError(f"model.decoder {self.decoder!r} is unknown; use 'sparse' or 'expert'")
+    if self.decoder not in ("sparse", "expert", "auto"):
+      raise UserError(f"model.decoder {self.decoder!r} is unknown; use 'sparse', 'expert' or 'auto'")
     if self.p_scaling not in ("softmax", "heaviside"):
       raise UserError(f"model.p_scaling {self.p_scaling!r} is unknown; use 'softmax' or 'heaviside'")
     if self.d_model <= 0 or self.width <= 0:

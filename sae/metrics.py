@@ -16,12 +16,16 @@ def reconstruction(x_BD: jax.Array, x_hat_BD: jax.Array) -> dict[str, jax.Array]
   var = jnp.sum(jnp.square(x_BD - jnp.mean(x_BD, axis=0)))
   norm_x_B = jnp.linalg.norm(x_BD, axis=-1)
   norm_hat_B = jnp.linalg.norm(x_hat_BD, axis=-1)
-  cos_B = jnp.sum(x_BD * x_hat_BD, axis=-1) / jnp.maximum(norm_x_B * norm_hat_B, 1e-12)
+  # Ratios are undefined for all-zero inputs (a synthetic token with no active feature).
+  valid_B = norm_x_B > 1e-6
+  count = jnp.maximum(jnp.sum(valid_B), 1)
+  safe_x_B = jnp.where(valid_B, norm_x_B, 1.0)
+  cos_B = jnp.sum(x_BD * x_hat_BD, axis=-1) / (safe_x_B * jnp.maximum(norm_hat_B, 1e-12))
   return {
       "mse": jnp.mean(err_B),
       "fve": 1.0 - jnp.sum(err_B) / jnp.maximum(var, 1e-12),
-      "cosine": jnp.mean(cos_B),
-      "l2_ratio": jnp.mean(norm_hat_B / jnp.maximum(norm_x_B, 1e-12)),
+      "cosine": jnp.sum(jnp.where(valid_B, cos_B, 0.0)) / count,
+      "l2_ratio": jnp.sum(jnp.where(valid_B, norm_hat_B / safe_x_B, 0.0)) / count,
   }
 
 

@@ -35,6 +35,8 @@ class Switch(SAE):
     self.num_experts = cfg.num_experts
     self.expert_width = cfg.width // cfg.num_experts
     self.shared = cfg.shared_width > 0
+    self.expert_decoder = cfg.dispatch == "capacity" and (
+        cfg.decoder == "expert" or (cfg.decoder == "auto" and _expert_decoder_pays(cfg, self.expert_width)))
 
   @property
   def num_latents(self) -> int:
@@ -72,7 +74,7 @@ class Switch(SAE):
     if cfg.dispatch == "capacity":
       slots = dispatch.encode_slots(*args, cfg.capacity_factor)
       enc = dispatch.combine(slots, self.expert_width)
-      if cfg.decoder == "expert":
+      if self.expert_decoder:
         routed_BD = dispatch.decode_slots(slots, params["w_dec_NFD"])
     elif cfg.dispatch == "dropless":
       enc = dispatch.encode_dropless(*args)
@@ -134,3 +136,10 @@ class Switch(SAE):
                router_prob=jnp.mean(rt.prob_B))
     return loss, (out, metrics.update_dead(aux, fired_M, x_BD.shape[0]))
 
+
+
+def _expert_decoder_pays(cfg, expert_width: int) -> bool:
+  """Measured on XLA:CPU (experiments/bench_sae_step.py): a row gather costs ~50-100 matmul
+  MACs per MAC, so the dense per-slot decoder (factor * F MACs per token and d) beats the k-row
+  gather (k per token and d) once factor * F is within ~64 k. On GPU/TPU gathers are cheap."""
+  return jax.default_backend() == "cpu" and cfg.capacity_factor * expert_width <= 64 * cfg.k

@@ -1,0 +1,110 @@
+"""Every fast path against its slow oracle, with shared weights: values and gradients."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from sae import dispatch, models, sparse
+from sae.config import ModelConfig
+
+D, M, N, K, B = 16, 128, 8, 4, 64
+CFG = ModelConfig(kind="switch", d_model=D, width=M, k=K, num_experts=N, capacity_factor=float(N))
+
+
+def _setup(seed=0):
+  model = models.build(dataclasses.replace(CFG, dispatch="dense"))
+  x = jax.random.normal(jax.random.PRNGKey(seed), (B, D)) + 0.5
+  params = model.init(jax.random.PRNGKey(seed + 1))
+  params = dict(params, b_pre_D=0.1 * jnp.ones((D,)), b_router_D=-0.2 * jnp.ones((D,)))
+  return params, x
+
+
+def _loss_and_grads(cfg, params, x):
+  model = models.build(cfg)
+  (loss, (metrics, aux)), grads = jax.value_and_grad(model.loss, has_aux=True)(
+      params, model.init_aux(), x, None)
+  x_hat = model.reconstruct(params, x)
+  z = model.dense_codes(model.encode(params, x))
+  return loss, metrics, aux, grads, x_hat, z
+
+
+def _assert_tree_close(a, b, rtol=1e-4, atol=1e-5):
+  jax.tree.map(lambda u, v: np.testing.assert_allclose(u, v, rtol=rtol, atol=atol), a, b)
+
+
+@pytest.mark.parametrize("variant", [dict(dispatch="capacity"), dict(dispatch="dropless"),
+                                     dict(dispatch="capacity", decoder="expert"),
+                                     dict(dispatch="capacity", p_scaling="heaviside")],
+                         ids=["capacity", "dropless", "capacity-expert-decoder", "heaviside"])
+def test_fast_dispatch_equals_masked_oracle(variant):
+  params, x = _setup()
+  oracle = _loss_and_grads(dataclasses.replace(CFG, dispatch="dense", **{
+      k: v for k, v in variant.items() if k != "dispatch" and k != "decoder"}), params, x)
+  fast = _loss_and_grads(dataclasses.replace(CFG, **variant), params, x)
+  for a, b in zip(fast, oracle):
+    _assert_tree_close(a, b)
+  assert float(fast[1]["dropped_fraction"]) == 0.0
+  assert float(fast[1]["l0"]) > 0
+
+
+def test_small_capacity_drops_the_late_tokens_and_counts_them():
+  params, x = _setup()
+  cfg = dataclasses.replace(CFG, dispatch="capacity", capacity_factor=0.5)
+  model = models.build(cfg)
+  expert = np.asarray(dispatch.route(params["w_router_ND"], params["b_router_D"], x).expert_B)
+  cap = dispatch.capacity(B, N, 0.5)
+  rank = np.array([np.sum(expert[:i] == expert[i]) for i in range(B)])
+  dropped = rank >= cap
+  assert dropped.any() and not dropped.all()
+  codes = model.encode(params, x)
+  np.testing.assert_array_equal(np.asarray(codes.values_BK)[dropped], 0.0)
+  _, (metrics, _) = model.loss(params, model.init_aux(), x, None)
+  np.testing.assert_allclose(float(metrics["dropped_fraction"]), dropped.mean())
+  # Kept tokens get exactly the oracle's codes.
+  oracle = models.build(dataclasses.replace(cfg, dispatch="dense"))
+  z_fast = np.asarray(model.dense_codes(codes))
+  z_oracle = np.asarray(oracle.dense_codes(oracle.encode(params, x)))
+  np.testing.assert_allclose(z_fast[~dropped], z_oracle[~dropped], rtol=1e-5, atol=1e-6)
+
+
+def test_slot_plan_is_first_come_first_served():
+  expert = jnp.array([2, 0, 2, 2, 1, 0, 2], jnp.int32)
+  slot, token = dispatch.slot_plan(expert, num_experts=3, cap=2)
+  # expert e's slots are e*2, e*2+1; the third token routed to expert 2 is dropped (slot 6).
+  np.testing.assert_array_equal(slot, [4, 0, 5, 6, 2, 1, 6])
+  np.testing.assert_array_equal(token, [1, 5, 4, 7, 0, 2])
+
+
+def test_sparse_decoder_equals_dense_decoder_with_duplicate_indices():
+  rng = np.random.default_rng(0)
+  w = jnp.asarray(rng.normal(size=(40, 12)), jnp.float32)
+  idx = jnp.asarray(rng.integers(0, 40, size=(9, 5)), jnp.int32).at[0, 1].set(3).at[0, 2].set(3)
+  vals = jnp.asarray(rng.normal(size=(9, 5)), jnp.float32)
+  g = jnp.asarray(rng.normal(size=(9, 12)), jnp.float32)
+
+  def grads(fn):
+    return jax.grad(lambda v, w: jnp.sum(fn(v, idx, w) * g), argnums=(0, 1))(vals, w)
+
+  np.testing.assert_allclose(sparse.sparse_decode(vals, idx, w), sparse.dense_decode(vals, idx, w),
+                             rtol=1e-5, atol=1e-5)
+  _assert_tree_close(grads(sparse.sparse_decode), grads(sparse.dense_decode))
+  # The decoder gradient is zero on every row no token used.
+  unused = np.setdiff1d(np.arange(40), np.asarray(idx))
+  np.testing.assert_array_equal(grads(sparse.sparse_decode)[1][unused], 0.0)
+
+
+@pytest.mark.parametrize("kind", ["switch", "topk", "batchtopk", "relu", "gated", "jumprelu"])
+def test_jitted_equals_eager(kind):
+  cfg = dataclasses.replace(CFG, kind=kind, aux_k=8, dead_tokens=0, l1_coeff=0.01,
+                            jumprelu_threshold=0.05, jumprelu_bandwidth=0.1)
+  model = models.build(cfg)
+  params, x = _setup()
+  params = model.set_biases(model.init(jax.random.PRNGKey(3)), x)
+  fn = jax.value_and_grad(model.loss, has_aux=True)
+  with jax.disable_jit():
+    eager = fn(params, model.init_aux(), x, None)
+  jitted = jax.jit(fn)(params, model.init_aux(), x, None)
+  _assert_tree_close(jitted, eager, rtol=1e-4, atol=1e-4)
