@@ -11,6 +11,7 @@ from synth.regress.boolean import fit_boolean
 from synth.regress.linear import fit_affine_unary, fit_linear, fit_modular
 from synth.regress.relabel import relabel_by_output
 from synth.regress.symbolic import fit_symbolic
+from synth.regress.tables import fit_comparison_table
 from synth.tasks import get_task
 
 
@@ -143,6 +144,16 @@ def test_fit_rule_falls_back_to_a_table_on_the_determining_variables():
   assert_fits(f, X, y)
   with pytest.raises(UserError, match="conflict"):
     fit_rule(np.zeros((2, 3), np.int64), np.array([0, 1]), NAMES)
+
+
+def test_comparison_table_generalises_argmax_to_unseen_values():
+  counts = RNG.integers(0, 6, (400, 3))
+  y = np.argmax(counts, axis=1)  # ties to the smaller index, like Majority_0_2
+  f = fit_comparison_table(counts, y, NAMES)
+  assert f.method == "table" and all("<" in k for k in f.table_vars)
+  unseen = RNG.integers(50, 90, (300, 3))
+  assert_fits(f, unseen, np.argmax(unseen, axis=1))
+  assert fit_comparison_table(counts, counts.sum(axis=1), NAMES) is None
 
 
 def test_regress_machine_rejects_inconsistent_machines():

@@ -1,6 +1,6 @@
 """Pick, for every next-state and output component of a machine, the shortest formula that
 matches all observed transitions: integer linear (LR, incl. modular), Boolean (BR), symbolic
-(SR), or, when none fits, a lookup table over the variables that determine the value."""
+(SR), or, when none fits, a lookup table (synth/regress/tables.py)."""
 
 from __future__ import annotations
 
@@ -12,22 +12,13 @@ from stack.errors import UserError
 from synth.machine import DiscreteMachine, consistency
 from synth.regress.boolean import fit_boolean
 from synth.regress.formula import (Formula, Program, determining_columns, input_names,
-                                   is_function, state_names, unique_rows)
+                                   is_function, state_names)
 from synth.regress.linear import fit_affine_unary, fit_linear, fit_modular
 from synth.regress.relabel import relabel_by_output
 from synth.regress.symbolic import fit_symbolic
+from synth.regress.tables import fit_comparison_table, fit_table
 
-TABLE_SIZE_OFFSET = 1000  # any formula beats any table
 SR_SHORTER_BUDGET_S = 0.5
-
-
-def fit_table(X_TV: np.ndarray, y_T: np.ndarray, names: list[str]) -> Formula:
-  """Lookup table keyed by the (few) variables that determine y."""
-  cols = determining_columns(X_TV, y_T)
-  X_RC, y_R = unique_rows(X_TV[:, cols], y_T)
-  table = tuple(sorted((tuple(k), int(v)) for k, v in zip(X_RC.tolist(), y_R.tolist())))
-  return Formula("table", "", TABLE_SIZE_OFFSET + len(table), table,
-                 tuple(names[c] for c in cols))
 
 
 def fit_rule(X_TV: np.ndarray, y_T: np.ndarray, names: list[str], *, sr_max_size: int = 7,
@@ -55,7 +46,9 @@ def fit_rule(X_TV: np.ndarray, y_T: np.ndarray, names: list[str], *, sr_max_size
                       budget_s=budget)
     if sr is not None:
       best = sr
-  return best if best is not None else fit_table(X_TV, y_T, names)
+  if best is not None:
+    return best
+  return fit_comparison_table(X_TV, y_T, names) or fit_table(X_TV, y_T, names)
 
 
 def _total_size(program: Program) -> int:

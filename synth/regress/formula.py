@@ -25,7 +25,7 @@ class Formula:
   expr: str                                     # Python expression; '' for a table
   size: int                                     # complexity used to pick the shortest
   table: tuple[tuple[tuple[int, ...], int], ...] = ()   # sorted (key, value) for 'table'
-  table_vars: tuple[str, ...] = ()              # the key's variables, in order
+  table_vars: tuple[str, ...] = ()              # the key: variables or expressions, in order
 
   def grid(self) -> tuple[tuple[int, ...], list] | None:
     """A table over one or two variables whose keys fill a box, as (key offsets, nested list
@@ -101,15 +101,18 @@ def evaluate(formula: Formula, X_TV: np.ndarray, names: list[str]) -> np.ndarray
   """Values of a formula on rows of variables (T, V) -> (T,) int64; raises KeyError when a
   table lacks a row's key."""
   X_TV = np.asarray(X_TV, dtype=np.int64)
+  def values(expr: str) -> np.ndarray:
+    env = {"min": np.minimum, "max": np.maximum, "abs": np.abs}
+    env.update({n: X_TV[:, i] for i, n in enumerate(names)})
+    value = eval(compile(expr, "<formula>", "eval"), {"__builtins__": {}}, env)
+    return np.broadcast_to(np.asarray(value, dtype=np.int64), (len(X_TV),))
+
   if formula.method == "table":
     lookup = dict(formula.table)
-    cols = [X_TV[:, names.index(v)] for v in formula.table_vars]
+    cols = [values(k).tolist() for k in formula.table_vars]
     keys = zip(*cols) if cols else [()] * len(X_TV)
     return np.array([lookup[tuple(k)] for k in keys], dtype=np.int64).reshape(len(X_TV))
-  env = {"min": np.minimum, "max": np.maximum, "abs": np.abs}
-  env.update({n: X_TV[:, i] for i, n in enumerate(names)})
-  value = eval(compile(formula.expr, "<formula>", "eval"), {"__builtins__": {}}, env)
-  return np.broadcast_to(np.asarray(value, dtype=np.int64), (len(X_TV),)).copy()
+  return values(formula.expr).copy()
 
 
 def unique_rows(X_TV: np.ndarray, y_T: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
