@@ -3,8 +3,6 @@ floor-division variants (a.v + c) % m, (a.v + c) // m for small m."""
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 import sympy
 
@@ -47,16 +45,22 @@ def fit_linear(X_TV: np.ndarray, y_T: np.ndarray, names: list[str]) -> Formula |
 
 
 def _search(A_RC, y_R, coef_ranges, op, m):
-  """First coefficient vector w (over A's columns) with op(A w, m) == y on every row."""
-  n_combos = np.prod([len(r) for r in coef_ranges], dtype=np.float64)
-  if n_combos > MAX_COMBOS:
+  """First coefficient vector w (over A's columns) with op(A w, m) == y on every row, the
+  sparsest and smallest first; None if there is none or the grid is too large."""
+  if np.prod([len(r) for r in coef_ranges], dtype=np.float64) > MAX_COMBOS:
     return None
-  combos_KC = np.array(list(itertools.product(*coef_ranges)), dtype=np.int64)
-  # Order by sparsity then magnitude so the first hit is the simplest rule.
+  grids = np.meshgrid(*[np.asarray(r, np.int64) for r in coef_ranges], indexing="ij")
+  combos_KC = np.stack([g.ravel() for g in grids], axis=1)
+  for head in (slice(0, 8), slice(8, FILTER_ROWS)):  # most candidates die on 8 rows
+    if not len(A_RC[head]):
+      continue
+    # A sum of column products: a thin (K, C) @ (C, R) matmul is far slower in numpy.
+    v_KR = np.zeros((len(combos_KC), len(A_RC[head])), np.int64)
+    for c in range(A_RC.shape[1]):
+      v_KR += combos_KC[:, c:c + 1] * A_RC[head, c][None, :]
+    combos_KC = combos_KC[(op(v_KR, m) == y_R[head]).all(axis=1)]
   combos_KC = combos_KC[np.lexsort((np.abs(combos_KC).sum(1), (combos_KC != 0).sum(1)))]
-  head = slice(0, FILTER_ROWS)
-  hits = (op(combos_KC @ A_RC[head].T, m) == y_R[head]).all(axis=1)
-  for w in combos_KC[hits]:
+  for w in combos_KC:
     if np.array_equal(op(A_RC @ w, m), y_R):
       return w
   return None
