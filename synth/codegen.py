@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import textwrap
 
 from synth.regress.formula import Formula, Program, input_names, state_names
 
@@ -39,6 +40,32 @@ def _wrapped(head: str, items: list[str], tail: str, indent: str) -> list[str]:
       row = ""
     row += item + ", "
   return out + [indent + _INDENT + row.rstrip(), indent + tail]
+
+
+def _split_top(text: str) -> list[str]:
+  """Split at the commas that are not inside brackets."""
+  parts, depth, start = [], 0, 0
+  for i, ch in enumerate(text):
+    depth += (ch in "([{") - (ch in ")]}")
+    if ch == "," and depth == 0:
+      parts.append(text[start:i].strip())
+      start = i + 1
+  return parts + [text[start:].strip()]
+
+
+def _fold(line: str) -> list[str]:
+  """A statement too long for one line, broken inside its first subscript (a table key)."""
+  open_at = line.find("[")
+  if len(line) <= _WIDTH or open_at < 0:
+    return [line]
+  depth = 0
+  for close_at in range(open_at, len(line)):
+    depth += (line[close_at] in "([{") - (line[close_at] in ")]}")
+    if depth == 0:
+      break
+  indent = line[:len(line) - len(line.lstrip())]
+  return _wrapped(line[len(indent):open_at + 1], _split_top(line[open_at + 1:close_at]),
+                  line[close_at:], indent)
 
 
 def _table(name: str, formula: Formula) -> list[str]:
@@ -80,8 +107,9 @@ def program_source(program: Program) -> str:
              f"outputs are read from {reads}.")
   else:
     state = "No state: each output depends on the current input only."
-  out = [f'"""{program.name or "Task"}: a program synthesised by MIPS.', "",
-         f"Regression methods: {methods}.", state, '"""', ""]
+  out = ([f'"""{program.name or "Task"}: a program synthesised by MIPS.', ""]
+         + textwrap.wrap(f"Regression methods: {methods}.", _WIDTH)
+         + textwrap.wrap(state, _WIDTH) + ['"""', ""])
   if tables:
     out += tables + [""]
   out += ["", "def run(xs):", f'{_INDENT}"""Per-step outputs for the per-step inputs xs."""']
@@ -98,7 +126,7 @@ def program_source(program: Program) -> str:
   else:
     out += update + [f"{body}ys.append({y_value})"]
   out.append(f"{_INDENT}return ys")
-  return "\n".join(out) + "\n"
+  return "\n".join(folded for line in out for folded in _fold(line)) + "\n"
 
 
 def write_program(program: Program, path: str) -> str:
