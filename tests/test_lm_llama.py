@@ -147,3 +147,13 @@ def test_bad_site_and_layer_are_user_errors():
     model.check_site(0, "resid")
   with pytest.raises(UserError, match="layer 2"):
     model.check_site(2, "resid_pre")
+
+
+@pytest.mark.slow
+def test_heldout_bible_perplexity_full(smollm2):
+  """The figure to report: every held-out chapter, packed into 256-token contexts."""
+  _, _, model, params, tok = smollm2
+  tokens = np.concatenate(list(text.context_batches(tok, ["bible"], "heldout", 256, 8)))
+  ppl = splice.perplexity(model, params, tokens)
+  print(f"SmolLM2-135M perplexity on held-out KJV: {ppl:.2f} over {tokens.size:,} tokens")
+  assert 5.0 < ppl < 40.0

@@ -149,7 +149,7 @@ def harvest(cfg: HarvestConfig, workdir: str) -> dict:
       writer.add(rows, toks, pos, cfg.batch_size, counts)
       step += 1
       if step % cfg.log_every == 0 or step == total:
-        bar.report(step, {"stored": writer.manifest["n_tokens"]})
+        bar.report(step, {"rows": writer.n_rows})
     previous = current
   if step < total:
     print(f"text ran out after {step} of {total} batches", flush=True)

@@ -106,6 +106,11 @@ class StoreWriter:
   def contexts_done(self) -> int:
     return self.manifest["contexts_done"]
 
+  @property
+  def n_rows(self) -> int:
+    """Rows committed plus rows buffered for the next shard."""
+    return self.manifest["n_tokens"] + self._buffered
+
   def set_meta(self, **meta) -> None:
     """Facts fixed at the first commit (e.g. the normalising scale); saved with the next one."""
     self.manifest.setdefault("meta", {}).update(meta)

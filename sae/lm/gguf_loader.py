@@ -1,10 +1,11 @@
 """Llama-architecture weights and tokenizer from a GGUF file (llama.cpp's format), as float32.
 
-The `gguf` package parses the container; the block dequantisers for the two formats SmolLM2's
-file uses (Q4_1, Q8_0) are written here so the numbers we run on are ones we can read, and are
-tested against gguf's own. llama.cpp's converter permutes the rows of Q and K so that each
-head's rotary pairs sit side by side (interleaved, GPT-J style); `unpermute_rotary` puts them
-back into Hugging Face's half-split order, which is what `sae.lm.llama` rotates.
+The container is parsed here with NumPy over a memory map (the `gguf` package's reader builds
+a Python object per vocabulary entry and takes seconds); the block dequantisers for the
+formats SmolLM2's file uses (Q4_1, Q8_0) are written here too. Both are tested against the
+`gguf` package. llama.cpp's converter permutes the rows of Q and K so that each head's rotary
+pairs sit side by side (GPT-J style); `unpermute_rotary` puts them back into Hugging Face's
+half-split order, which is what `sae.lm.llama` rotates.
 """
 
 from __future__ import annotations
