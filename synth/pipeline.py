@@ -1,0 +1,173 @@
+"""MIPS end to end, per task: data -> search -> simplify -> autoencoder -> regression ->
+codegen -> check, timing every stage; results are written after each task and a rerun skips
+tasks already in results.json (resume after a kill).
+
+The task's rule only makes data and judges the final program; the machine always comes from
+the network's hidden states. A task counts as solved when its program reproduces every output
+of >= 10^5 held-out sequences (synth/check.py, a seed never used for training).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+import time
+import traceback
+from typing import Callable, Sequence
+
+import jax
+import numpy as np
+
+from stack.errors import UserError
+from synth import autoencoder, check, codegen, search, simplify, tasks, train
+from synth.regress.choose import regress_machine
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineConfig:
+  n_train: int = 20_000          # training sequences (the published setup drew 10^6)
+  n_val: int = 2_000             # validation sequences for early stopping / simplification
+  n_check: int = 100_000         # held-out sequences the final program must get exactly right
+  task_seconds: float = 50.0     # soft per-task budget; the search gets `search_fraction`
+  search_fraction: float = 0.7
+  candidates: int = 3            # exact networks tried in turn (smallest first)
+  extract_sequences: int = 2_000  # sequences whose states feed the lattice encoder
+  fsm_check_sequences: int = 20_000 # sequences the FSM must reproduce before regression
+  fsm_max_states: int = 3_000    # give up on a grid whose exploration finds more states
+  fsm_max_symbols: int = 64      # lattice networks fall back to an FSM only below this
+  sr_budget_s: float = 2.0       # symbolic-regression time per formula
+  search: search.SearchConfig = search.SearchConfig()
+  train: train.TrainConfig = train.TrainConfig()
+
+
+def _extract(cand: search.Candidate, task: tasks.Task, x, y, cfg: PipelineConfig,
+             lo: int, hi: int):
+  net = autoencoder.NetFns(cand.spec, cand.params, cand.arch)
+  n_symbols = (hi - lo + 1) ** task.n_in
+  if cand.spec.act == "identity":
+    ex = autoencoder.extract_probes(net, lo, hi, x[:cfg.extract_sequences], name=task.name,
+                                    horizon=min(task.length, cand.hidden + 1))
+    if ex is not None:
+      return ex
+    linear = float(cand.arch["relu"]) == 0
+    ex = autoencoder.extract_lattice(
+        net, lo, hi, x[:cfg.extract_sequences], name=task.name,
+        observer_KH=simplify.linear_observer(cand.params, cand.arch) if linear else None)
+    if ex is not None or n_symbols > cfg.fsm_max_symbols:
+      return ex
+  return autoencoder.extract_fsm(net, lo, hi, task.length, x[:cfg.fsm_check_sequences],
+                                 y[:cfg.fsm_check_sequences],
+                                 max_states=cfg.fsm_max_states, name=task.name)
+
+
+def run_task(task: tasks.Task, cfg: PipelineConfig, workdir: str,
+             log: Callable[[str], None] = print) -> dict:
+  """One task through every stage; returns its results row."""
+  secs: dict[str, float] = {}
+  t = time.time()
+  x_all, y_all, *rest = task.dataset(int((cfg.n_train + cfg.n_val) / task.split) + 1, seed=0)
+  x_all, y_all = np.concatenate([x_all, rest[0]]), np.concatenate([y_all, rest[1]])
+  x, y = x_all[:cfg.n_train], y_all[:cfg.n_train]
+  x_val, y_val = x_all[cfg.n_train:cfg.n_train + cfg.n_val], y_all[cfg.n_train:][:cfg.n_val]
+  lo, hi = int(x.min()), int(x.max())
+  secs["data"] = time.time() - t
+  t = time.time()
+  cands, summary = search.search(x, y, x_val, y_val, cfg.search, cfg.train,
+                                 seconds=cfg.task_seconds * cfg.search_fraction, log=log)
+  secs["search"] = time.time() - t
+  row = {"task": task.name, "index": task.index, "solved": False, "method": "",
+         "hidden": None, "program": None, "search": summary, "attempts": []}
+  for cand in cands[:cfg.candidates]:
+    attempt = {"hidden": cand.hidden, "relu": cand.relu}
+    row["attempts"].append(attempt)
+    t = time.time()
+    cand, kept = simplify.simplify(cand, x_val, y_val, log=log)
+    attempt.update(simplified=kept, hidden_after=cand.hidden)
+    secs["simplify"] = secs.get("simplify", 0) + time.time() - t
+    t = time.time()
+    ex = _extract(cand, task, x, y, cfg, lo, hi)
+    secs["autoencoder"] = secs.get("autoencoder", 0) + time.time() - t
+    if ex is None:
+      attempt["failed"] = "autoencoder"
+      log(" autoencoder: no consistent machine")
+      continue
+    attempt.update(machine=ex.kind, states=ex.n_states)
+    log(f" autoencoder: {ex.kind} with {ex.n_states} {'states' if ex.kind == 'fsm' else 'dims'}")
+    t = time.time()
+    try:
+      program = regress_machine(ex.machine, sr_budget_s=cfg.sr_budget_s)
+    except UserError as e:
+      attempt["failed"] = f"regression: {e}"
+      continue
+    finally:
+      secs["regression"] = secs.get("regression", 0) + time.time() - t
+    t = time.time()
+    path = codegen.write_program(program, os.path.join(workdir, "programs", f"{task.name}.py"))
+    secs["codegen"] = secs.get("codegen", 0) + time.time() - t
+    t = time.time()
+    res = check.check_program(path, task, n_sequences=cfg.n_check)
+    secs["check"] = secs.get("check", 0) + time.time() - t
+    attempt["check"] = {"solved": res.solved, "n": res.n_sequences}
+    if res.solved:
+      row.update(solved=True, method=f"{ex.kind}+{'/'.join(program.methods)}",
+                 hidden=cand.hidden, program=os.path.relpath(path, workdir),
+                 formulas={"next": [f.expr or f"table[{len(f.table)}]" for f in program.next_state],
+                           "out": [f.expr or f"table[{len(f.table)}]" for f in program.outputs]})
+      break
+    attempt["failed"] = "check"
+    os.remove(path)
+  row["seconds"] = {k: round(v, 2) for k, v in secs.items()}
+  row["seconds"]["total"] = round(sum(secs.values()), 2)
+  return row
+
+
+def _write_json(path: str, obj) -> None:
+  fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
+  with os.fdopen(fd, "w") as f:
+    json.dump(obj, f, indent=1)
+  os.replace(tmp, path)
+
+
+def load_results(workdir: str) -> dict:
+  path = os.path.join(workdir, "results.json")
+  if not os.path.exists(path):
+    return {}
+  with open(path) as f:
+    return json.load(f)
+
+
+def task_names(spec: str) -> list[str]:
+  """'all' or comma-separated paper names (checked against the registry)."""
+  if spec.strip() == "all":
+    return list(tasks.TASKS)
+  names = [s.strip() for s in spec.split(",") if s.strip()]
+  if not names:
+    raise UserError("--tasks is empty; pass 'all' or names such as Parity_All,Sum_Last2")
+  return [tasks.get_task(n).name for n in names]
+
+
+def run(names: Sequence[str], cfg: PipelineConfig, workdir: str,
+        log: Callable[[str], None] = print) -> dict:
+  """All tasks in `names`, skipping those already in workdir/results.json."""
+  os.makedirs(workdir, exist_ok=True)
+  jax.config.update("jax_compilation_cache_dir", os.path.join(workdir, "jax_cache"))
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+  results = load_results(workdir)
+  todo = [n for n in names if n not in results]
+  start = time.time()
+  for i, name in enumerate(todo):
+    task = tasks.get_task(name)
+    log(f"[{i + 1}/{len(todo)}] {name} (in={task.n_in}, x in {task.low}..{task.high}, "
+        f"L={task.length})  elapsed {time.time() - start:.0f}s")
+    try:
+      row = run_task(task, cfg, workdir, log)
+    except Exception as e:  # one task's bug must not lose the others' results
+      row = {"task": name, "index": task.index, "solved": False, "method": "",
+             "error": f"{type(e).__name__}: {e}", "trace": traceback.format_exc()[-2000:]}
+    log(f" -> {'SOLVED' if row['solved'] else 'not solved'} {row.get('method', '')} "
+        f"in {row.get('seconds', {}).get('total', 0):.0f}s")
+    results[name] = row
+    _write_json(os.path.join(workdir, "results.json"), results)
+  return results
