@@ -71,3 +71,10 @@ def load_balance(probs_BN: jax.Array, expert_B: jax.Array) -> tuple[jax.Array, d
                    "max_expert_load": jnp.max(f_N) * num_experts,   # 1.0 = perfectly even
                    "min_expert_load": jnp.min(f_N) * num_experts,
                    "expert_load_N": f_N}
+
+
+def feature_recovery(true_FD, rows_MD) -> float:
+  """Mean over true features of the best cosine with any decoder row (1.0: all recovered)."""
+  true_FD = true_FD / jnp.linalg.norm(true_FD, axis=-1, keepdims=True)
+  rows_MD = rows_MD / jnp.maximum(jnp.linalg.norm(rows_MD, axis=-1, keepdims=True), 1e-12)
+  return float(jnp.mean(jnp.max(true_FD @ rows_MD.T, axis=-1)))
