@@ -23,10 +23,11 @@ def get_config(variant=None):
   c.split = "train"            # train | heldout (held-out text is for loss recovered)
   c.ctx_len = 128              # tokens per context (the Switch SAE paper uses 128)
   c.batch_size = 16            # contexts per forward pass
-  c.max_tokens = 262_144       # tokens fed to the model (stored: minus first positions/outliers)
+  c.max_tokens = 98_304        # tokens fed to the model (stored: minus first positions/outliers)
   c.shard_tokens = 32_768      # rows per shard file (~36 MB at d=576 float16)
   c.normalize = True           # scale rows to unit mean squared norm; scale kept in the manifest
-  c.outlier_factor = 0.0       # drop tokens with norm > factor x median norm; 0 keeps them all
+  c.outlier_factor = 10.0      # drop tokens with norm > factor x median (the <|endoftext|>
+                               # separators, ~90x); 0 keeps them all
   c.skip_first = True          # drop position 0 of each context (attention sink, huge norm)
   c.log_every = 8              # batches between progress lines
   if "shakespeare" in variants:

@@ -50,7 +50,7 @@ def tiny_gpt2(tmp_path_factory):
 
 def _cfg(model, **kw):
   base = dict(model=model, layer=1, site="resid_pre", ctx_len=16, batch_size=4, max_tokens=640,
-              shard_tokens=100, log_every=1)
+              shard_tokens=100, outlier_factor=0.0, log_every=1)
   return harvest.HarvestConfig(**{**base, **kw})
 
 
