@@ -83,6 +83,7 @@ class TrainConfig:
   b2: float = 0.999
   seed: int = 0                         # parameter init and step rngs
   mesh: tuple[tuple[str, int], ...] = (("data", -1), ("expert", 1))
+  devices: int = 0                      # mesh over the first this many devices (0: all)
   log_every: int = 50
   checkpoint_every: int = 500
   eval_batches: int = 4                 # held-out batches (from a different seed) for eval.json

@@ -68,7 +68,7 @@ class Setup:
 
 def setup(cfg: TrainConfig, source, first_batch_BD: np.ndarray) -> Setup:
   model = build_model(cfg, source.d_model)
-  mesh = mesh_lib.make_mesh(dict(cfg.mesh))
+  mesh = mesh_lib.make_mesh(dict(cfg.mesh), devices=jax.devices()[:cfg.devices] if cfg.devices else None)
   lr = cfg.lr or width_scaled_lr(model.width)
   tx = optim.make_optimizer(optim.OptimConfig(
       name="adam", lr=lr, b1=cfg.b1, b2=cfg.b2, schedule="linear_decay",

@@ -11,7 +11,7 @@ DATA = DataConfig(batch_size=512, d_model=32, num_features=64, num_clusters=4, a
 
 
 def _train(model: ModelConfig, steps: int, lr: float) -> float:
-  cfg = TrainConfig(model=model, data=DATA, num_steps=steps, lr=lr, mesh=(("data", 1), ("expert", 1)))
+  cfg = TrainConfig(model=model, data=DATA, num_steps=steps, lr=lr, devices=1)
   source = train.make_source(cfg.data)
   s = train.setup(cfg, source, source.batch(0))
   state, stream = s.state, source.batches(0)
