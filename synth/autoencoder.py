@@ -128,6 +128,21 @@ def _assign(cands_NH: np.ndarray, reps: list[np.ndarray], eps: float) -> tuple[n
   return ids, new
 
 
+def _minimise_with_free_start(next_KA: np.ndarray, out_KO: np.ndarray) -> np.ndarray:
+  """Minimises with the start state's own output left free when no transition re-enters it
+  (it is never emitted then), so the start can merge with the state it behaves like."""
+  if np.any(next_KA == 0):
+    return minimise(next_KA, out_KO)
+  best = None
+  for value in np.unique(out_KO[1:], axis=0) if len(out_KO) > 1 else out_KO:
+    trial = out_KO.copy()
+    trial[0] = value
+    block = minimise(next_KA, trial)
+    if best is None or block.max() < best.max():
+      best = block
+  return best
+
+
 def explore(net: NetFns, symbols_AI: np.ndarray, depth: int, eps: float, max_states: int):
   """BFS over the network's states; returns (reps_KH, next_KA, out_KO) or None if too many."""
   reps = [np.zeros(net.spec.hidden_max, np.float32)]
@@ -181,12 +196,13 @@ def extract_fsm(net: NetFns, low: int, high: int, length: int, x_chk: np.ndarray
     if found is None:
       continue
     _, next_KA, out_KO = found
-    block = minimise(next_KA, out_KO)
+    block = _minimise_with_free_start(next_KA, out_KO)
     k = int(block.max()) + 1
     nxt = np.zeros((k, len(symbols)), np.int64)
     nxt[block] = block[next_KA]
     out = np.zeros((k, out_KO.shape[1]), np.int64)
     out[block] = out_KO
+    out[block[1:]] = out_KO[1:]  # the start's own output may be a free placeholder
     if not np.array_equal(simulate_fsm(nxt, out, int(block[0]), sym_NL), y_chk):
       continue
     prev = np.repeat(np.arange(k), len(symbols))

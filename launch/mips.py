@@ -1,0 +1,32 @@
+"""MIPS on the algorithmic benchmark: python -m launch.mips --tasks=all --workdir=DIR
+[--config=experiments/mips.py:smoke]. Resumable: tasks already in DIR/results.json are skipped."""
+
+from __future__ import annotations
+
+import os
+
+from absl import flags
+
+from launch import common
+
+flags.DEFINE_string("tasks", "all", "'all' or comma-separated task names, e.g. Parity_All,Sum_Last2")
+FLAGS = flags.FLAGS
+
+_DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                               "experiments", "mips.py")
+
+
+def main(argv):
+  common.check_argv(argv)
+  from stack import config  # pylint: disable=import-outside-toplevel
+  from synth import pipeline, report  # pylint: disable=import-outside-toplevel
+  cfg = config.to_dataclass(config.load_config(FLAGS.config or _DEFAULT_CONFIG),
+                            pipeline.PipelineConfig)
+  workdir = common.workdir_flag()
+  results = pipeline.run(pipeline.task_names(FLAGS.tasks), cfg, workdir,
+                         log=lambda line: print(line, flush=True))
+  print(report.table(results), flush=True)
+
+
+if __name__ == "__main__":
+  common.run(main)
