@@ -157,3 +157,29 @@ def test_heldout_bible_perplexity_full(smollm2):
   ppl = splice.perplexity(model, params, tokens)
   print(f"SmolLM2-135M perplexity on held-out KJV: {ppl:.2f} over {tokens.size:,} tokens")
   assert 5.0 < ppl < 40.0
+
+
+@pytest.mark.slow
+def test_logits_match_llama_cpp(smollm2):
+  """llama.cpp on the same GGUF. It multiplies Q4_1 weights by activations it rounds to 8 bits,
+  so logits agree to a few hundredths of their spread, not to float32 precision."""
+  import llama_cpp  # pylint: disable=import-outside-toplevel
+  _, _, model, params, tok = smollm2
+  lm = llama_cpp.Llama(gguf_loader.smollm2_path(), n_ctx=256, logits_all=True, verbose=False,
+                       n_threads=2, seed=0)
+  logits = jax.jit(model.logits)
+  worst = 0.0
+  for prompt in ["In the beginning God created", "The capital of France is",
+                 "To be, or not to be, that is the question:", "def fibonacci(n):\n    return"]:
+    ids = tok.encode(prompt)
+    lm.reset()
+    lm.eval(ids)
+    want = np.asarray(lm.scores[:len(ids)], np.float32)
+    ours = np.asarray(logits(params, jnp.asarray([ids]))[0])
+    diff = np.abs(ours - want).max()
+    spread = want.max() - want.min()
+    worst = max(worst, diff / spread)
+    print(f"{prompt!r}: {len(ids)} tokens, max |logit diff| {diff:.4f} (logit spread {spread:.1f}); "
+          f"argmax agrees at {np.mean(ours.argmax(-1) == want.argmax(-1)):.0%} of positions")
+    assert ours[-1].argmax() == want[-1].argmax()
+  assert worst < 0.03

@@ -223,7 +223,6 @@ class ActivationSource:
   def _row_stream(self, start_row: int) -> Iterator[np.ndarray]:
     """float16 chunks of the infinite shuffled stream, from global row `start_row` on."""
     epoch, skip = divmod(start_row, self.rows_per_epoch)
-    plan = []  # (epoch, window index, shard ids) from the window holding start_row on
     windows = self._windows(epoch)
     sizes = [sum(self.shards[i][1] for i in ids) for ids in windows]
     w = 0
@@ -231,18 +230,14 @@ class ActivationSource:
       skip -= sizes[w]
       w += 1
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
-      def schedule(e, wi, ids):
-        plan.append(pool.submit(self._load_window, e, wi, ids))
-
-      schedule(epoch, w, windows[w])
+      loading = pool.submit(self._load_window, epoch, w, windows[w])
       while True:
-        # Queue the next window before handing out this one, so loading overlaps training.
+        # Queue the next window before handing this one out, so loading overlaps training.
         w += 1
         if w == len(windows):
           epoch, w, windows = epoch + 1, 0, self._windows(epoch + 1)
-        schedule(epoch, w, windows[w])
-        rows = plan.pop(0).result()
-        yield rows[skip:]
+        current, loading = loading, pool.submit(self._load_window, epoch, w, windows[w])
+        yield current.result()[skip:]
         skip = 0
 
   def batches(self, start_step: int = 0) -> Iterator[np.ndarray]:
