@@ -90,6 +90,19 @@ def test_resumed_harvest_equals_an_uninterrupted_one(tiny_gpt2, tmp_path):
   assert m1["counts"] == m2["counts"] and m1["meta"] == m2["meta"]
 
 
+def test_batch_sharded_over_devices_gives_the_same_rows(tiny_gpt2, tmp_path):
+  assert jax.device_count() == 8  # conftest's simulated CPU devices: batch 8 is split 8 ways
+  harvest.harvest(_cfg(tiny_gpt2, batch_size=8, normalize=False), str(tmp_path / "sharded"))
+  harvest.harvest(_cfg(tiny_gpt2, batch_size=3, normalize=False, max_tokens=15 * 48),
+                  str(tmp_path / "one_device"))
+  sharded, _ = _all_rows(tmp_path / "sharded")
+  single, _ = _all_rows(tmp_path / "one_device")
+  n = len(sharded["tokens"])
+  np.testing.assert_array_equal(sharded["tokens"], single["tokens"][:n])
+  np.testing.assert_allclose(sharded["acts"].astype(np.float32),
+                             single["acts"][:n].astype(np.float32), rtol=2e-3, atol=2e-3)
+
+
 def test_outliers_are_dropped_and_counted(tiny_gpt2, tmp_path):
   cfg = _cfg(tiny_gpt2, outlier_factor=1.05, normalize=False, skip_first=False, site="mlp_out")
   manifest = harvest.harvest(cfg, str(tmp_path))
