@@ -84,6 +84,8 @@ def get_config(variant=None):
   c.data_dir = ""                     # '' = <workdir>/acts; point at an existing harvest to share it
   c.heldout_tokens = 8192             # held-out text harvested for evaluation
   c.eval_rows = 4096                  # held-out rows for MSE / FVU / L0
+  c.outlier_factor = 10.0             # drop rows with norm > 10x median (the separator token's
+  #                                     residual is ~100x the median); spliced through unchanged
   c.splice_contexts = 4               # held-out contexts of ctx_len for loss recovered
   c.groups = ("flop_matched", "width_matched", "baselines", "alpha", "scaling")  # run order
   c.dense_width = 1024                # dense baselines' M and the FLOP-matched expert width (~1.8 d)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import time
 from typing import Any
 
@@ -46,6 +47,10 @@ class SweepConfig:
   data_dir: str = ""                    # stores <data_dir>/train and /heldout; '' = <workdir>/acts
   heldout_tokens: int = 8192            # held-out text harvested for evaluation (0: no store)
   eval_rows: int = 4096                 # held-out activation rows for MSE / FVU / L0
+  outlier_factor: float = 10.0          # rows with norm > factor x median are dropped before
+  #                                       training and passed through unchanged when spliced
+  #                                       (SmolLM2's document-separator residual has ~100x the
+  #                                       median norm and would dominate MSE); 0 keeps every row
   splice_contexts: int = 4              # held-out contexts for loss recovered (0: skip it)
   groups: tuple[str, ...] = GROUPS      # which sweeps, in the order they run
   dense_width: int = 1024               # M of the dense baselines; FLOP-matched expert width
@@ -157,20 +162,76 @@ def flops_per_token(model: ModelConfig, d: int) -> float:
   return 3.0 * 2.0 * forward
 
 
-def _stores(cfg: SweepConfig, workdir: str) -> tuple[str, str]:
+def _raw_stores(cfg: SweepConfig, workdir: str) -> tuple[str, str]:
   root = cfg.data_dir or os.path.join(workdir, "acts")
   return os.path.join(root, "train"), os.path.join(root, "heldout")
 
 
+def _stores(cfg: SweepConfig, workdir: str) -> tuple[str, str]:
+  """The stores the runs read: the harvests, or their outlier-filtered copies."""
+  if not cfg.outlier_factor:
+    return _raw_stores(cfg, workdir)
+  root = os.path.join(workdir, "acts")
+  tag = f"_f{cfg.outlier_factor:g}"
+  return os.path.join(root, "train" + tag), os.path.join(root, "heldout" + tag)
+
+
+def filter_store(src: str, dst: str, factor: float, reference: str | None = None) -> dict:
+  """Copies store src to dst without rows of norm > factor x median, rescaled to unit mean
+  squared norm, in the units of `reference` (the filtered training store) when given.
+
+  The threshold and scale come from src's first shard (or reference's manifest), so a store
+  larger than memory is filtered shard by shard. Returns dst's manifest meta.
+  """
+  from sae.activations import store as store_lib  # pylint: disable=import-outside-toplevel
+  done = store_lib.read_manifest(dst)
+  if done is not None and done.get("complete"):
+    return done["meta"]
+  if done is not None:
+    shutil.rmtree(dst)
+  source = store_lib.ActivationStore(src)
+  if reference is None:
+    first_ND = source.load(source.shards[0][0])["acts"].astype(np.float32)
+    norms_N = np.linalg.norm(first_ND, axis=-1)
+    threshold = factor * float(np.median(norms_N))
+    kept_N = norms_N[norms_N <= threshold]
+    rescale = 1.0 / float(np.sqrt(np.mean(kept_N ** 2)))
+    meta = {"scale": source.scale * rescale, "threshold": threshold * rescale}
+  else:
+    meta = dict(store_lib.read_manifest(reference)["meta"])
+  # Rows of src times `to_units` are in dst's units (activation x meta['scale']).
+  to_units = meta["scale"] / source.scale
+  identity = dict(source.manifest["identity"], outlier_factor=factor, filtered_from=os.path.abspath(src))
+  writer = store_lib.StoreWriter(dst, identity, max(n for _, n in source.shards))
+  writer.set_meta(**meta)
+  for name, _ in source.shards:
+    shard = source.load(name)
+    rows_ND = shard["acts"].astype(np.float32) * np.float32(to_units)
+    keep_N = np.linalg.norm(rows_ND, axis=-1) <= meta["threshold"]
+    writer.add(rows_ND[keep_N], shard["tokens"][keep_N], shard["positions"][keep_N], 0,
+               {"seen": len(keep_N), "dropped_outliers": int(np.sum(~keep_N))})
+    writer.flush()
+  manifest = writer.finish()
+  print(f"{dst}: kept {manifest['n_tokens']:,} rows, dropped "
+        f"{manifest['counts']['dropped_outliers']:,} with norm > {meta['threshold']:.3g}", flush=True)
+  return meta
+
+
 def prepare_data(cfg: SweepConfig, workdir: str) -> SweepConfig:
-  """Harvests the train and held-out stores if missing (resumable); points the runs at them."""
+  """Harvests the train and held-out stores if missing (resumable), filters their outliers;
+  points the runs at the result."""
   if cfg.train.data.source != "store":
     return cfg
-  train_dir, heldout_dir = _stores(cfg, workdir)
-  harvest_lib.harvest(cfg.harvest, train_dir)
+  raw_train, raw_heldout = _raw_stores(cfg, workdir)
+  harvest_lib.harvest(cfg.harvest, raw_train)
   if cfg.heldout_tokens:
     harvest_lib.harvest(dataclasses.replace(cfg.harvest, split="heldout",
-                                            max_tokens=cfg.heldout_tokens), heldout_dir)
+                                            max_tokens=cfg.heldout_tokens), raw_heldout)
+  train_dir, heldout_dir = _stores(cfg, workdir)
+  if cfg.outlier_factor:
+    filter_store(raw_train, train_dir, cfg.outlier_factor)
+    if cfg.heldout_tokens:
+      filter_store(raw_heldout, heldout_dir, cfg.outlier_factor, reference=train_dir)
   data = dataclasses.replace(cfg.train.data, path=train_dir)
   return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, data=data))
 
@@ -231,7 +292,7 @@ def heldout_metrics(model: models.SAE, params, x_ND: np.ndarray, chunk: int = 10
 class Splicer:
   """Loss recovered on a fixed set of held-out contexts; the LM is loaded once per sweep."""
 
-  def __init__(self, cfg: SweepConfig, scale: float):
+  def __init__(self, cfg: SweepConfig, scale: float, threshold: float | None):
     from sae.activations import text  # pylint: disable=import-outside-toplevel
     self.model, params, tok = harvest_lib.load_model(cfg.harvest.model)
     self.params = jax.tree.map(jnp.asarray, params)
@@ -242,12 +303,18 @@ class Splicer:
       raise UserError(f"the held-out text holds fewer than {cfg.splice_contexts} contexts of "
                       f"{h.ctx_len} tokens; lower splice_contexts")
     self.layer, self.site, self.scale, self.skip_first = h.layer, h.site, scale, h.skip_first
+    self.threshold = np.inf if threshold is None else threshold
 
   def __call__(self, model: models.SAE, params) -> dict:
     from sae.activations import splice  # pylint: disable=import-outside-toplevel
     reconstruct = jax.jit(eval_model(model).reconstruct)
-    return splice.loss_recovered(self.model, self.params, self.layer, self.site,
-                                 lambda x_ND: reconstruct(params, jnp.asarray(x_ND)), self.tokens,
+
+    def fn(x_ND):
+      # Rows the SAE never trained on (outliers) keep their clean activation.
+      outlier_N = np.linalg.norm(x_ND, axis=-1) > self.threshold
+      return np.where(outlier_N[:, None], x_ND, np.asarray(reconstruct(params, jnp.asarray(x_ND))))
+
+    return splice.loss_recovered(self.model, self.params, self.layer, self.site, fn, self.tokens,
                                  scale=self.scale, keep_first=self.skip_first)
 
 
@@ -355,7 +422,8 @@ def run_sweep(cfg: SweepConfig, workdir: str) -> dict:
   splicer = None
   if todo and cfg.splice_contexts and cfg.train.data.source == "store":
     from sae.activations.store import ActivationStore  # pylint: disable=import-outside-toplevel
-    splicer = Splicer(cfg, ActivationStore(cfg.train.data.path).scale)
+    store = ActivationStore(cfg.train.data.path)
+    splicer = Splicer(cfg, store.scale, store.manifest.get("meta", {}).get("threshold"))
   start = time.perf_counter()
   for i, spec in enumerate(todo):
     run_dir = os.path.join(workdir, "runs", spec.name)
