@@ -40,6 +40,8 @@ def step_flops(cfg: ModelConfig, batch: int) -> float:
   if cfg.dispatch == "dense":
     rows = batch
     f = cfg.width
+  elif cfg.dispatch == "dropless":
+    rows = batch
   else:
     rows = dispatch.capacity(batch, n, cfg.capacity_factor) * n
   enc = 2 * rows * d * f
@@ -49,13 +51,15 @@ def step_flops(cfg: ModelConfig, batch: int) -> float:
 
 
 def variants(d: int, width: int, k: int, experts: list[int], oracle_at: list[int],
-             decoders: list[str]) -> dict[str, ModelConfig]:
+             dropless_at: list[int], decoders: list[str]) -> dict[str, ModelConfig]:
   base = ModelConfig(kind="topk", d_model=d, width=width, k=k, aux_k=0)
   out = {"topk": base}
   for n in experts:
     sw = dataclasses.replace(base, kind="switch", num_experts=n, dispatch="capacity")
     for dec in decoders:
       out[f"switch{n}" + ("" if dec == decoders[0] else f"_{dec}")] = dataclasses.replace(sw, decoder=dec)
+    if n in dropless_at:
+      out[f"switch{n}_dropless"] = dataclasses.replace(sw, dispatch="dropless")
     if n in oracle_at:
       out[f"switch{n}_oracle"] = dataclasses.replace(sw, dispatch="dense")
   return out
@@ -101,6 +105,7 @@ def main():
   ap.add_argument("--batch", type=int, default=4096)
   ap.add_argument("--experts", default="1,2,4,8,16,32")
   ap.add_argument("--oracle_at", default="8", help="N values that also get the masked oracle")
+  ap.add_argument("--dropless_at", default="8", help="N values that also get sort + ragged_dot dispatch")
   ap.add_argument("--decoders", default="auto", help="switch decoders to time: auto,sparse,expert")
   ap.add_argument("--rounds", type=int, default=5)
   ap.add_argument("--out", default="runs/bench_sae_step.json")
@@ -109,13 +114,14 @@ def main():
     args.d, args.width, args.k, args.batch, args.experts = 256, 4096, 16, 1024, "1,4,16"
   experts = [int(n) for n in args.experts.split(",") if n]
   oracle_at = [int(n) for n in args.oracle_at.split(",") if n]
+  dropless_at = [int(n) for n in args.dropless_at.split(",") if n]
   mesh = mesh_lib.make_mesh({"data": 1, "expert": 1}, devices=jax.devices()[:1])
   x_BD = jnp.asarray(np.random.default_rng(0).normal(size=(args.batch, args.d)).astype(np.float32))
   w_DM = jnp.asarray(np.random.default_rng(1).normal(size=(args.d, args.width)).astype(np.float32))
   matmul = jax.jit(lambda a, b: a @ b)
 
   runs = {}
-  for name, cfg in variants(args.d, args.width, args.k, experts, oracle_at,
+  for name, cfg in variants(args.d, args.width, args.k, experts, oracle_at, dropless_at,
                                      args.decoders.split(",")).items():
     t0 = time.perf_counter()
     state, step = build_step(cfg, args.batch, mesh)

@@ -74,8 +74,9 @@ def test_auxk_gives_dead_latents_gradient_and_is_zero_without_dead():
   model = _model(aux_k=4, dead_tokens=10)
   params = model.init(jax.random.PRNGKey(0))
   all_dead = {"tokens_since_fired_M": jnp.full((M,), 10, jnp.int32)}
-  grads_dead = jax.grad(lambda p: model.loss(p, all_dead, X, None)[0])(params)
-  grads_alive = jax.grad(lambda p: model.loss(p, model.init_aux(), X, None)[0])(params)
+  grad_fn = jax.jit(jax.grad(lambda p, aux: model.loss(p, aux, X, None)[0]))
+  grads_dead = grad_fn(params, all_dead)
+  grads_alive = grad_fn(params, model.init_aux())
   _, (out_alive, _) = model.loss(params, model.init_aux(), X, None)
   assert float(out_alive["auxk_loss"]) == 0.0
   assert not np.allclose(grads_dead["w_enc_DM"], grads_alive["w_enc_DM"])
@@ -106,7 +107,7 @@ def test_switch_p_scaling_trains_the_router_and_heaviside_does_not():
   for scaling, router_gets_recon_grad in (("softmax", True), ("heaviside", False)):
     model = _model(kind="switch", p_scaling=scaling, balance_alpha=0.0)
     params = model.init(jax.random.PRNGKey(0))
-    g = jax.grad(lambda p: model.loss(p, model.init_aux(), X, None)[0])(params)
+    g = jax.jit(jax.grad(lambda p: model.loss(p, model.init_aux(), X, None)[0]))(params)
     assert bool(jnp.any(g["w_router_ND"] != 0)) == router_gets_recon_grad
 
 

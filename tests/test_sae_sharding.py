@@ -28,7 +28,7 @@ def _value_and_grad(model):
   return fn
 
 
-@pytest.mark.parametrize("dispatch", ["capacity", "dropless"])
+@pytest.mark.parametrize("dispatch", ["capacity", pytest.param("dropless", marks=pytest.mark.slow)])
 def test_sharded_equals_single_device(dispatch):
   assert jax.device_count() == 8
   model = models.build(dataclasses.replace(CFG, dispatch=dispatch))

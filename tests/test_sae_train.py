@@ -23,6 +23,7 @@ def _smoke(**overrides):
   cfg = config_lib.load_config(os.path.join(ROOT, "experiments", "sae_synthetic.py:smoke"))
   cfg.update(overrides)
   cfg.tensorboard = False
+  cfg.devices = 1   # the absl test below trains on all 8; one device keeps this one quick
   return config_lib.to_dataclass(cfg, TrainConfig)
 
 
