@@ -26,6 +26,7 @@ class SearchConfig:
   width: int = 16                    # round-1 ReLU width inside f and g (doubles per round)
   rounds: int = 2                    # growing rounds at most
   max_classes: int = 16              # outputs with at most this many values get a class head
+  seed_offset: int = 0               # retries draw fresh initialisations
 
 
 @dataclasses.dataclass
@@ -52,13 +53,17 @@ def search(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: n
     sizes = [h * grow for h in cfg.hidden]
     spec, scales = rnn.net_spec_for(x_train, y_train, hidden_max=max(sizes),
                                     width=cfg.width * grow, max_classes=cfg.max_classes)
-    grid = [(h, relu, 1000 * r + s) for h in sizes for relu in cfg.relu
+    grid = [(h, relu, cfg.seed_offset + 1000 * r + s) for h in sizes for relu in cfg.relu
             for s in range(cfg.seeds)]
     hidden, relus, seeds = (list(v) for v in zip(*grid))
     log(f" round {r + 1}: {spec.head} head, act {spec.act}, hidden {sizes}, "
         f"{len(grid)} models, {left:.0f}s left")
+    # Polishing only pays for regression (lattice-like states want small residuals); a class
+    # head's argmax is exact as soon as it is right.
+    polish = tcfg.polish_steps if spec.head == "reg" else 0
     res = train.train_models(spec, scales, hidden, relus, seeds, x_train, y_train, x_val, y_val,
-                             dataclasses.replace(tcfg, seconds=left), log=log)
+                             dataclasses.replace(tcfg, seconds=left, polish_steps=polish),
+                             log=log)
     summary["rounds"].append({"hidden": sizes, "steps": res.steps,
                               "seconds": round(res.seconds, 1),
                               "best_exact": float(res.exact_M.max())})

@@ -89,9 +89,15 @@ def exact_fn(spec: rnn.NetSpec) -> Callable:
   return exact
 
 
-@functools.lru_cache(maxsize=None)
 def _step_fn(spec: rnn.NetSpec, cfg: TrainConfig, shapes: "_Frozen", pruned: bool):
-  """The compiled train step for this spec/config/(params, arch) shape, cached across tasks."""
+  """The compiled train step for this spec/(params, arch) shape and the config fields the step
+  depends on (not the loop's caps), cached across tasks."""
+  compiled = dataclasses.replace(cfg, eval_every=0, seconds=0.0, polish_steps=0)
+  return _compiled_step(spec, compiled, shapes, pruned)
+
+
+@functools.lru_cache(maxsize=None)
+def _compiled_step(spec: rnn.NetSpec, cfg: TrainConfig, shapes: "_Frozen", pruned: bool):
   mesh = _one_device_mesh()
   tx = make_optimizer(OptimConfig(lr=cfg.lr, schedule=cfg.schedule,
                                   warmup_steps=min(100, cfg.steps // 10), clip_norm=None),
