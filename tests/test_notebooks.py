@@ -28,7 +28,8 @@ def _markdown_outputs(nb) -> str:
 def test_committed_notebooks_are_the_builder_output_without_outputs():
   for name, nb in build.notebooks().items():
     text = pathlib.Path(build.path_of(name)).read_text("utf-8")
-    assert text == build.render(nb), f"{name}.ipynb is stale: run python -m experiments.notebooks.build"
+    stale = f"{name}.ipynb is stale; run python -m experiments.notebooks.build"
+    assert text == build.render(nb), stale
     saved = nbformat.reads(text, as_version=4)
     nbformat.validate(saved)
     code = _code_cells(saved)

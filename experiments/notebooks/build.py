@@ -31,7 +31,8 @@ NOTEBOOKS = {
 
 _INSTALL = '''\
 # Colab: install the project from its repository. Skipped where it is already importable
-# (a local checkout, or the tests), so running this notebook never reinstalls anything.
+# (a local checkout, or the tests). If Colab asks to restart the session after the install
+# (it replaced packages that were already loaded), restart and run on from the next cell.
 import importlib.util
 import shutil
 
@@ -66,10 +67,11 @@ _HELPERS = r'''
 from IPython.display import Image, Markdown, display
 
 
-def cell(value, digits=4):
+def fmt(value, digits=4):
     if isinstance(value, float):
         return f"{value:.{digits}g}"
-    return str(value).replace("|", "\\|").replace("\n", " ")
+    # Escaped so that a Dafny type such as set<T> or a `|` stays text inside the table.
+    return str(value).replace("|", "\\|").replace("<", "&lt;").replace("\n", " ")
 
 
 def show_table(rows, columns=None, title=""):
@@ -77,7 +79,7 @@ def show_table(rows, columns=None, title=""):
     columns = columns or list(rows[0])
     lines = [f"**{title}**", ""] if title else []
     lines += ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
-    lines += ["| " + " | ".join(cell(r.get(c, "")) for c in columns) + " |" for r in rows]
+    lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in columns) + " |" for r in rows]
     display(Markdown("\n".join(lines)))
 
 
@@ -99,7 +101,8 @@ def notebook(name: str, module) -> nbformat.NotebookNode:
   cells = [("markdown", module.TITLE), ("code", install), ("code", _PARAMS.format(name=name)),
            ("code", _HELPERS)] + list(module.CELLS)
   nb = nbformat.v4.new_notebook()
-  nb.metadata = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+  nb.metadata = {"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                "language": "python"},
                  "language_info": {"name": "python"},
                  "colab": {"provenance": [], "name": f"{name}.ipynb"}}
   for i, (kind, text) in enumerate(cells):

@@ -109,12 +109,13 @@ writes `results.jsonl`, `summary.json` and plots into its folder (rerunning resu
 replay_dir = pathlib.Path(WORKDIR) / "replay"
 summary = runner.run(runner.RunConfig(
     model=f"replay:{MODEL}", out=str(replay_dir), data_dir=str(DATA_DIR), tasks=",".join(PROGRAMS),
-    attempts=1, workers=2, timeout_s=TIMEOUT_S, verifier_cache=os.path.join(WORKDIR, "dafny_cache")))
+    attempts=1, workers=2, timeout_s=TIMEOUT_S,
+    verifier_cache=os.path.join(WORKDIR, "dafny_cache")))
 published = data.load_published_outcomes(DATA_DIR, MODEL)
 records = [r for r in loop.read_jsonl(replay_dir / loop.RESULTS) if r["attempt"] == 1]
 show_table([{"id": r["test_id"], "program": r["name"], "verifier": r["status"],
-             "paper check": "ok" if r["paper_ok"] else r["paper_reason"][:60],
-             "strict check": "ok" if r["strict_ok"] else r["strict_reason"][:60],
+             "paper check": "ok" if r["paper_ok"] else r["paper_reason"][:80],
+             "strict check": "ok" if r["strict_ok"] else r["strict_reason"][:80],
              "success here": r["success"], "published": published[r["test_id"]]}
             for r in sorted(records, key=lambda r: r["test_id"])],
            title=f"{MODEL}: published answers, judged here")

@@ -63,8 +63,8 @@ show_table([{"hidden": c.hidden, "relu": c.relu, "validation exact": c.exact} fo
 ## 2. Simplify, then look at the hidden states
 
 Simplification prunes hidden units and rounds weights, keeping each change only if the network
-stays exact. The hidden states of the result fall into a few tight clusters, one per state of
-the machine it implements.
+stays exact. The hidden states of the result split cleanly into two groups by the parity of the
+inputs so far: one group per state of the two-state machine the network implements.
 """),
     ("code", '''
 import matplotlib.pyplot as plt
@@ -118,7 +118,8 @@ variable and output; code generation turns them into a Python function `run(xs)`
 program = regress_machine(extraction.machine, sr_budget_s=2.0)
 names = ([f"s{i + 1}" for i in range(len(program.next_state))]
          + [f"y{i + 1}" for i in range(len(program.outputs))])
-show_table([{"variable": n, "method": f.method, "formula": f.expr or f"lookup table ({len(f.table)})"}
+show_table([{"variable": n, "method": f.method,
+             "formula": f.expr or f"lookup table ({len(f.table)} entries)"}
             for n, f in zip(names, program.next_state + program.outputs)], title="Formulas")
 program_path = codegen.write_program(program, os.path.join(WORKDIR, "programs", f"{task.name}.py"))
 display(Markdown("```python\\n" + open(program_path).read() + "```"))

@@ -26,11 +26,11 @@ CELLS = [
 # Sizes. Full: a few minutes on Colab's CPU runtime. SMOKE: the same steps, tiny.
 LAYER = 3 if SMOKE else 15             # SmolLM2 block whose output (resid_post) we read, 0..29
 CTX_LEN = 32 if SMOKE else 128         # tokens per context
-MAX_TOKENS = 512 if SMOKE else 32_768  # Bible tokens fed to the model
+MAX_TOKENS = 512 if SMOKE else 16_384  # Bible tokens fed to the model
 WIDTH = 512 if SMOKE else 2048         # M, total latents of every SAE (both kinds)
 EXPERTS = 4 if SMOKE else 8            # N, experts of the Switch SAE (M / N latents each)
 KS = (8,) if SMOKE else (8, 16, 32)    # active latents per token: one frontier point each
-STEPS = 20 if SMOKE else 300           # optimizer steps per SAE
+STEPS = 20 if SMOKE else 200           # optimizer steps per SAE
 BATCH = 64 if SMOKE else 256           # tokens per step
 '''),
     ("markdown", """
@@ -78,7 +78,7 @@ from sae.config import DataConfig, ModelConfig, TrainConfig
 def train_sae(kind, k):
     model = ModelConfig(kind=kind, width=WIDTH, k=k, num_experts=EXPERTS,
                         balance_alpha=3.0 / acts.d_model, aux_k=min(256, WIDTH // 2),
-                        dead_tokens=20 * BATCH if SMOKE else 200_000)
+                        dead_tokens=20 * BATCH)   # dead: unfired for 20 steps
     cfg = TrainConfig(model=model, data=DataConfig(source="store", path=ACTS, batch_size=BATCH),
                       num_steps=STEPS, log_every=10 if SMOKE else 50, checkpoint_every=STEPS,
                       eval_batches=1 if SMOKE else 8, tensorboard=False, devices=1)
@@ -123,6 +123,7 @@ for i, r in enumerate(switch_runs):
     load = np.asarray(r["expert_load"]) * EXPERTS   # 1.0 = an even share of the tokens
     ax.bar(np.arange(EXPERTS) + i * bar, load, width=bar, label=f"k={r['k']}")
 ax.axhline(1.0, color="black", linewidth=0.8, linestyle="--")
+ax.set_xticks(np.arange(EXPERTS) + bar * (len(switch_runs) - 1) / 2, range(EXPERTS))
 ax.set(xlabel="expert", ylabel="tokens routed / even share", title="Expert load on eval batches")
 ax.legend(fontsize=8)
 fig.tight_layout()
