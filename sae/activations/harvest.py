@@ -44,8 +44,8 @@ class HarvestConfig:
   split: str = "train"
   ctx_len: int = 128
   batch_size: int = 16
-  max_tokens: int = 98_304
-  shard_tokens: int = 32_768
+  max_tokens: int = 49_152
+  shard_tokens: int = 16_384
   normalize: bool = True
   outlier_factor: float = 10.0
   skip_first: bool = True
