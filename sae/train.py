@@ -76,9 +76,7 @@ def setup(cfg: TrainConfig, source, first_batch_BD: np.ndarray) -> Setup:
   median_D = init_lib.geometric_median(jnp.asarray(first_batch_BD))
 
   def init_fn(rng):
-    params = model.init(rng)
-    params = {n: (median_D if n.startswith("b_") and n.endswith("_D") else v) for n, v in params.items()}
-    return params, model.init_aux()
+    return model.with_biases(model.init(rng), median_D), model.init_aux()
 
   rng = jax.random.PRNGKey(cfg.seed)
   state, shardings = state_lib.create_train_state(init_fn, tx, rng, mesh, models.RULES)

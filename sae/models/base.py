@@ -63,7 +63,9 @@ class SAE:
 
   def set_biases(self, params: dict, x_BD: jax.Array) -> dict:
     """b_pre (and every other *_D bias) := geometric median of a batch of activations."""
-    median_D = init_lib.geometric_median(x_BD)
+    return self.with_biases(params, init_lib.geometric_median(x_BD))
+
+  def with_biases(self, params: dict, median_D: jax.Array) -> dict:
     return {name: (median_D.astype(v.dtype) if name.startswith("b_") and name.endswith("_D") else v)
             for name, v in params.items()}
 
