@@ -31,6 +31,7 @@ def get_config(variant=None):
   c.fsm_max_states = 3_000       # exploration gives up on a merge radius beyond this
   c.fsm_max_symbols = 64         # integer networks fall back to an FSM only below this
   c.sr_budget_s = 2.0            # symbolic-regression seconds per formula
+  c.simplify_l1 = 0.0            # > 0: L1 retraining + zeroing before extraction (a compile)
   c.search = ml_collections.ConfigDict(dict(
       hidden=(4, 8),             # round-1 hidden sizes (later rounds double them)
       relu=(False, True),        # ReLU paths off (pure tanh / linear) and on

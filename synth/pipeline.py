@@ -38,6 +38,7 @@ class PipelineConfig:
   fsm_max_states: int = 3_000    # give up on a grid whose exploration finds more states
   fsm_max_symbols: int = 64      # lattice networks fall back to an FSM only below this
   sr_budget_s: float = 2.0       # symbolic-regression time per formula
+  simplify_l1: float = 0.0       # > 0: sparsity-inducing retraining before extraction
   total_seconds: float = 3300.0  # whole-run budget: unsolved tasks are retried while it lasts
   retry_steps_factor: int = 2    # a retry's step cap and per-task budget grow by this factor
   retry_max_seconds: float = 150.0  # at most this long per retried task
@@ -86,7 +87,8 @@ def run_task(task: tasks.Task, cfg: PipelineConfig, workdir: str,
     attempt = {"hidden": cand.hidden, "relu": cand.relu}
     row["attempts"].append(attempt)
     t = time.time()
-    cand, kept = simplify.simplify(cand, x_val, y_val, log=log)
+    cand, kept = simplify.simplify(cand, x_val, y_val, l1=cfg.simplify_l1, x_train=x,
+                                   y_train=y, log=log)
     attempt.update(simplified=kept, hidden_after=cand.hidden)
     secs["simplify"] = secs.get("simplify", 0) + time.time() - t
     t = time.time()

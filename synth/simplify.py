@@ -10,6 +10,8 @@ the network stays exact on the validation sequences.
   the rest leaves an equivalent, smaller network whose states are exactly the useful ones.
 - Unit pruning: hidden units whose removal keeps the network exact are masked off.
 - Weight rounding: weights within `round_tol` of an integer become that integer.
+- Sparsity (optional, costs a compile): retraining with an L1 penalty, then zeroing the
+  weights it drove to ~0.
 """
 
 from __future__ import annotations
@@ -156,12 +158,34 @@ def prune_units(cand: search.Candidate, x_val, y_val) -> search.Candidate:
   return cand
 
 
+def sparsify(cand: search.Candidate, x_train, y_train, *, l1: float, steps: int,
+             zero_tol: float) -> search.Candidate:
+  """Sparsity-inducing retraining: a few Adam steps with an L1 penalty on every kernel, then
+  weights below zero_tol are set to exactly zero."""
+  one = lambda t: train.stack_params([t])
+  cfg = train.TrainConfig(steps=steps, lr=1e-3, schedule="constant", eval_every=steps,
+                          seconds=1e9, polish_steps=0, l1=l1)
+  res = train.train_models(cand.spec, {}, [cand.hidden], [cand.relu], [0], x_train, y_train,
+                           x_train[:256], y_train[:256], cfg, params_M=one(cand.params),
+                           arch_M=one(cand.arch), log=lambda s: None)
+  params = train.take(res.params_M, 0)
+  zero = lambda w: np.where(np.abs(w) < zero_tol, 0, w).astype(np.float32)
+  return dataclasses.replace(cand, params={"cell": _map(params["cell"], zero),
+                                           "out": _map(params["out"], zero)})
+
+
 def simplify(cand: search.Candidate, x_val: np.ndarray, y_val: np.ndarray, *,
-             round_tol: float = 0.02, log: Callable[[str], None] = print
-             ) -> tuple[search.Candidate, list[str]]:
-  """Applies each simplification in turn, keeping those after which the network is exact."""
+             round_tol: float = 0.02, l1: float = 0.0, l1_steps: int = 300,
+             x_train: np.ndarray | None = None, y_train: np.ndarray | None = None,
+             log: Callable[[str], None] = print) -> tuple[search.Candidate, list[str]]:
+  """Applies each simplification in turn, keeping those after which the network is exact.
+  l1 > 0 adds sparsity-inducing retraining on (x_train, y_train) first."""
   kept = []
-  steps = [("prune_units", lambda c: prune_units(c, x_val, y_val))]
+  steps = []
+  if l1 > 0:
+    steps.append(("sparsify", lambda c: sparsify(c, x_train, y_train, l1=l1, steps=l1_steps,
+                                                 zero_tol=1e-3)))
+  steps.append(("prune_units", lambda c: prune_units(c, x_val, y_val)))
   if cand.spec.act == "identity":
     steps.append(("observable", lambda c: observable_reduction(c, x_val, y_val)))
   steps.append(("round_weights", lambda c: round_weights(c, round_tol)))

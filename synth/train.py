@@ -131,16 +131,18 @@ def _strip_keep(loss_fn):
 def train_models(spec: rnn.NetSpec, scales: dict, hidden: Sequence[int], relu: Sequence[bool],
                  seeds: Sequence[int], x_train: np.ndarray, y_train: np.ndarray,
                  x_val: np.ndarray, y_val: np.ndarray, cfg: TrainConfig, *,
-                 params_M: Any = None, keep_M: Any = None,
+                 params_M: Any = None, keep_M: Any = None, arch_M: dict | None = None,
                  log: Callable[[str], None] = print) -> TrainResult:
   """Trains len(hidden) models (model m: hidden[m] units, ReLU paths iff relu[m], seed seeds[m]).
 
   params_M: start from these stacked params instead of a fresh init (simplify's retraining).
   keep_M: a 0/1 tree like params_M; weights where it is 0 are held at exactly 0 (pruning).
+  arch_M: use these stacked archs (e.g. pruned unit masks) instead of building them.
   """
   start = time.time()
   hidden_M, relu_M = np.asarray(hidden), np.asarray(relu, bool)
-  arch_M = stack_arch(spec, scales, hidden_M, relu_M)
+  if arch_M is None:
+    arch_M = stack_arch(spec, scales, hidden_M, relu_M)
   if params_M is None:
     params_M = stack_params([rnn.init_params(spec, int(s)) for s in seeds])
   if keep_M is not None:

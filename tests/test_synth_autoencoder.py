@@ -125,3 +125,20 @@ def test_fsm_extraction_finds_the_two_state_parity_machine(parity_net, tmp_path)
   assert len(ex.machine.input_TI) == 2 * 2
   path = codegen.write_program(regress_machine(ex.machine), str(tmp_path / "p.py"))
   assert check.check_program(path, tasks.get_task("Parity_All")).solved
+
+
+def test_sparsify_zeroes_weights_and_simplify_keeps_only_exact_changes():
+  spec, params, arch = _sum_last2_in_12_units()
+  task = tasks.get_task("Sum_Last2")
+  x, y = task.sample(512, 5)
+  cand = search.Candidate(spec, params, arch, hidden=12, relu=False, exact=1.0)
+  sparse = simplify.sparsify(cand, x, y, l1=1e-3, steps=20, zero_tol=1e-3)
+  zeros = lambda c: sum(int(np.sum(v == 0)) for v in _leaves(c.params))
+  assert zeros(sparse) > zeros(cand)
+  out, kept = simplify.simplify(cand, x, y, log=lambda s: None)
+  assert simplify.is_exact(out, x, y) and "observable:2" in kept
+
+
+def _leaves(tree):
+  for v in tree.values():
+    yield from (_leaves(v) if isinstance(v, dict) else [np.asarray(v)])
