@@ -114,6 +114,8 @@ def harvest(cfg: HarvestConfig, workdir: str) -> dict:
                     f"({cfg.ctx_len} x {cfg.batch_size}); got max_tokens={cfg.max_tokens}")
   if not cfg.sources or any(s not in text.SOURCES for s in cfg.sources):
     raise UserError(f"sources {cfg.sources} must be a non-empty subset of {text.SOURCES}")
+  if cfg.split not in text.SPLITS:
+    raise UserError(f"split {cfg.split!r} is unknown; choose one of {', '.join(text.SPLITS)}")
   model, params, tok = load_model(cfg.model)
   model.check_site(cfg.layer, cfg.site)
   identity = {"model": cfg.model, "layer": cfg.layer, "site": cfg.site, "d_model": model.d_model,
