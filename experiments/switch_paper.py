@@ -89,7 +89,7 @@ def get_config(variant=None):
   c.splice_contexts = 4               # held-out contexts of ctx_len for loss recovered
   c.groups = ("flop_matched", "width_matched", "baselines", "alpha", "scaling")  # run order
   c.dense_width = 1024                # dense baselines' M and the FLOP-matched expert width (~1.8 d)
-  c.ks = (8, 16, 32, 64)              # k of TopK / Switch runs (paper: 8..192)
+  c.ks = (32, 8, 16, 64)              # k of TopK / Switch runs, k = 32 first (paper: 8..192)
   c.flop_matched_experts = (2, 4, 8)  # M = dense_width * N (paper)
   c.width_matched_experts = (4, 8, 16, 32)  # M = dense_width (paper: 16..128 at M = 32 d)
   c.baselines = ("topk", "relu", "gated")   # dense SAEs on the Pareto plots
