@@ -53,6 +53,7 @@ def compare(runs_dir: pathlib.Path, out: pathlib.Path, data_dir: pathlib.Path) -
     if "published_agreement" in summary:
       pa = summary["published_agreement"]
       row["agreement"] = {k: pa[k] for k in ("all", "ground_truth_verifies", "ground_truth_verifies_own_output",
+                                             "ground_truth_verifies_outputs_only",
                                              "misaligned_outputs", "disagreements_gt")}
     table.append(row)
     dest = out / name

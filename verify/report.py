@@ -75,6 +75,8 @@ def summarize(records: list[dict], task_list: Sequence[Task], run_info: dict) ->
   flaws = data_flaws([by_id[i] for i in ids])
   rejected = collections.Counter(
       " ".join(r["cheat_reason"].split()[:2]) for r in records if r["verified"] and not r["cheat_ok"])
+  strict_rejected = collections.Counter(
+      " ".join(r["strict_reason"].split()[:2]) for r in records if r["verified"] and not r["strict_ok"])
   return {
       **run_info, "tasks_done": len(ids),
       "success": {name: {k: _rate(sub, tasks, k) for k in ("attempt", "strict", "paper", "verified")}
@@ -84,6 +86,7 @@ def summarize(records: list[dict], task_list: Sequence[Task], run_info: dict) ->
       "success_by_length": _bins(ids, {i: by_id[i].chars for i in ids}, tasks, "attempt"),
       "success_by_hint_chars": _bins(ids, {i: by_id[i].hint_chars for i in ids}, tasks, "attempt"),
       "verified_but_rejected": dict(rejected.most_common()),
+      "verified_but_rejected_strict": dict(strict_rejected.most_common()),
       "statuses": dict(collections.Counter(s for v in tasks.values() for s in v["statuses"])),
       "data_flaws": {**flaws, "solved_with_leftovers": sum(tasks[i]["attempt"] is not None
                                                            for i in flaws["leftover_hint_fragments"]),
@@ -131,7 +134,9 @@ def compare_published(records: list[dict], answers: dict[tuple[str, int], str], 
         why = "published output verifies here; failed upstream"
     rows.append({"test_id": i, "name": v["name"], "ours": ours, "published": theirs,
                  "published_attempt": published.get(i), "gt_verifies": bool(v.get("ground_truth_verified")),
-                 "misaligned": misaligned, "why": why})
+                 "misaligned": misaligned, "why": why,
+                 # Did both sides say the same about the hint-free input (attempt 0)?
+                 "same_input_verdict": (v["paper"] == 0) == (published.get(i) == "0")})
 
   def agree(sub):
     return {"n": len(sub), "agree": sum(r["ours"] == r["published"] for r in sub),
@@ -143,6 +148,9 @@ def compare_published(records: list[dict], answers: dict[tuple[str, int], str], 
   # checked against that task's outcome; agreement without them is the fair measure.
   return {"all": agree(rows), "ground_truth_verifies": agree(gt),
           "ground_truth_verifies_own_output": agree([r for r in gt if not r["misaligned"]]),
+          # Only the model's own output decides, on both sides: the cleanest replay check.
+          "ground_truth_verifies_outputs_only": agree([r for r in gt if not r["misaligned"]
+                                                       and r["same_input_verdict"]]),
           "misaligned_outputs": sum(r["misaligned"] for r in rows),
           "disagreements_gt": dict(collections.Counter(r["why"] for r in gt if r["why"]).most_common()),
           "disagreements_all": dict(collections.Counter(r["why"] for r in rows if r["why"]).most_common()),

@@ -123,7 +123,8 @@ def _print_table(summary: dict) -> None:
              for k in ("attempt", "strict", "paper", "verified")]
     print(f"{name:24s} {row['attempt']['n']:5d} {' '.join(cells)}")
   if "published_agreement" in summary:
-    for name in ("ground_truth_verifies_own_output", "ground_truth_verifies", "all"):
+    for name in ("ground_truth_verifies_outputs_only", "ground_truth_verifies_own_output",
+                 "ground_truth_verifies", "all"):
       a = summary["published_agreement"][name]
       print(f"agreement with published outcomes ({name}): {a['agree']}/{a['n']} = "
             f"{100 * (a['rate'] or 0):.1f}%  (ours {a['ours_solved']}, published {a['published_solved']})")
