@@ -27,9 +27,11 @@ def main(argv):
   results = os.path.abspath(flags.FLAGS.results_dir or os.path.join(workdir, "figures"))
   if not flags.FLAGS.figures_only:
     experiment.run_sweep(cfg, workdir)
-  elif not os.path.isfile(os.path.join(workdir, "sweep.json")):
+  elif not os.path.isdir(os.path.join(workdir, "runs")):
     from stack.errors import UserError  # pylint: disable=import-outside-toplevel
-    raise UserError(f"{workdir} holds no sweep.json; run without --figures_only first")
+    raise UserError(f"{workdir} holds no runs; run without --figures_only first")
+  else:
+    experiment.write_sweep(cfg, workdir)
   figures = paper_figures.write_figures(workdir, results)
   shutil.copyfile(os.path.join(workdir, "sweep.json"), os.path.join(results, "sweep.json"))
   print(f"{len(figures)} figures in {results}", flush=True)

@@ -353,16 +353,6 @@ def _finish_run(spec: RunSpec, run_dir: str, seconds: float, x_ND, splicer) -> d
   return result
 
 
-def _collect(specs: list[RunSpec], workdir: str) -> list[dict]:
-  rows = []
-  for spec in specs:
-    path = os.path.join(workdir, "runs", spec.name, "result.json")
-    if os.path.isfile(path):
-      with open(path, encoding="utf-8") as f:
-        rows.append(json.load(f))
-  return rows
-
-
 LOCK = "worker.lock"
 
 
@@ -440,13 +430,21 @@ def run_sweep(cfg: SweepConfig, workdir: str) -> dict:
           f"loss_recovered {result.get('loss_recovered', float('nan')):.4f} "
           f"({result['seconds']:.0f}s; sweep ETA {elapsed / (i + 1) * (len(todo) - i - 1):.0f}s)",
           flush=True)
-    _write_sweep(cfg, specs, workdir)
-  return _write_sweep(cfg, specs, workdir)
+    write_sweep(cfg, workdir)
+  return write_sweep(cfg, workdir)
 
 
-def _write_sweep(cfg: SweepConfig, specs: list[RunSpec], workdir: str) -> dict:
-  sweep = {"config": _plain(dataclasses.asdict(cfg)), "num_planned": len(specs),
-           "runs": _collect(specs, workdir)}
+def write_sweep(cfg: SweepConfig, workdir: str) -> dict:
+  """sweep.json from every finished run of the full grid, so workers running different parts
+  of one sweep (e.g. `alpha_sweep` beside the rest) agree on it; each run's groups are its
+  groups in the full grid."""
+  rows = []
+  for spec in expand(dataclasses.replace(cfg, groups=GROUPS)):
+    path = os.path.join(workdir, "runs", spec.name, "result.json")
+    if os.path.isfile(path):
+      with open(path, encoding="utf-8") as f:
+        rows.append(dict(json.load(f), groups=list(spec.groups)))
+  sweep = {"config": _plain(dataclasses.asdict(cfg)), "num_planned": len(expand(cfg)), "runs": rows}
   train.write_json(os.path.join(workdir, "sweep.json"), sweep)
   return sweep
 

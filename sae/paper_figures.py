@@ -80,9 +80,11 @@ def duplicate_rows(workdir: str, sweep: dict, k: int) -> list[dict]:
   return rows
 
 
-def table_markdown(sweep: dict, dense_width: int) -> str:
-  """MSE (loss recovered) per k: dense TopK, FLOP-matched and width-matched Switch columns."""
+def table_markdown(sweep: dict, dense_width: int, relative: bool = False) -> str:
+  """MSE (loss recovered) per k: dense TopK, FLOP-matched and width-matched Switch columns;
+  with relative, each MSE as a change against dense TopK at the same k."""
   runs = sweep["runs"]
+  dense = {r["k"]: r["mse"] for r in runs if r["kind"] == "topk" and r["width"] == dense_width}
   columns = [("TopK", dict(kind="topk", width=dense_width))]
   for group, title in (("flop_matched", "FLOP-matched"), ("width_matched", "width-matched")):
     ns = sorted({r["num_experts"] for r in runs if r["kind"] == "switch" and group in r["groups"]})
@@ -99,6 +101,9 @@ def table_markdown(sweep: dict, dense_width: int) -> str:
         cells.append("-")
         continue
       r = match[0]
+      if relative:
+        cells.append(f"{100 * (r['mse'] / dense[k] - 1):+.1f}%" if k in dense else "-")
+        continue
       lr = r.get("loss_recovered")
       cells.append(f"{r['mse']:.4f}" + (f" ({lr:.4f})" if lr is not None else ""))
     lines.append(f"| {k} | " + " | ".join(cells) + " |")
@@ -169,7 +174,8 @@ def write_figures(workdir: str, out_dir: str, *, tsne_points: int = 1024, tsne_s
                                           metrics=("mse", "frac_dead", "max_expert_load"))
 
   with open(os.path.join(out_dir, "table.md"), "w", encoding="utf-8") as f:
-    f.write(table_markdown(sweep, m))
+    f.write("MSE summed over d (loss recovered), held-out activations\n\n" + table_markdown(sweep, m))
+    f.write("\nMSE change against dense TopK at the same k\n\n" + table_markdown(sweep, m, relative=True))
   write_json(os.path.join(out_dir, "analyses.json"), analyses)
   write_json(os.path.join(out_dir, "figures.json"), out)
   return out
