@@ -46,24 +46,54 @@ class PipelineConfig:
   train: train.TrainConfig = train.TrainConfig()
 
 
-def _extract(cand: search.Candidate, task: tasks.Task, x, y, cfg: PipelineConfig,
-             lo: int, hi: int):
+def _extractions(cand: search.Candidate, task: tasks.Task, x, y, cfg: PipelineConfig,
+                 lo: int, hi: int):
+  """The autoencoders that apply to this network, most specific first; each is only run if
+  the machines before it did not survive regression and the held-out check."""
   net = autoencoder.NetFns(cand.spec, cand.params, cand.arch)
   n_symbols = (hi - lo + 1) ** task.n_in
   if cand.spec.act == "identity":
-    ex = autoencoder.extract_probes(net, lo, hi, x[:cfg.extract_sequences], name=task.name,
-                                    horizon=min(task.length, cand.hidden + 1))
-    if ex is not None:
-      return ex
+    yield lambda: autoencoder.extract_probes(net, lo, hi, x[:cfg.extract_sequences],
+                                             name=task.name,
+                                             horizon=min(task.length, cand.hidden + 1))
     linear = float(cand.arch["relu"]) == 0
-    ex = autoencoder.extract_lattice(
+    yield lambda: autoencoder.extract_lattice(
         net, lo, hi, x[:cfg.extract_sequences], name=task.name,
         observer_KH=simplify.linear_observer(cand.params, cand.arch) if linear else None)
-    if ex is not None or n_symbols > cfg.fsm_max_symbols:
-      return ex
-  return autoencoder.extract_fsm(net, lo, hi, task.length, x[:cfg.fsm_check_sequences],
-                                 y[:cfg.fsm_check_sequences],
-                                 max_states=cfg.fsm_max_states, name=task.name)
+    if n_symbols > cfg.fsm_max_symbols:
+      return
+  yield lambda: autoencoder.extract_fsm(net, lo, hi, task.length, x[:cfg.fsm_check_sequences],
+                                        y[:cfg.fsm_check_sequences],
+                                        max_states=cfg.fsm_max_states, name=task.name)
+
+
+def _synthesise(ex, task: tasks.Task, cfg: PipelineConfig, workdir: str, secs: dict,
+                attempt: dict, log):
+  """Regression, code generation and the held-out check of one machine; the program if it
+  passed, else None (and the file is removed)."""
+  attempt.update(machine=ex.kind, states=ex.n_states)
+  log(f" autoencoder: {ex.kind} with {ex.n_states} {'states' if ex.kind == 'fsm' else 'dims'}")
+  t = time.time()
+  try:
+    program = regress_machine(ex.machine, sr_budget_s=cfg.sr_budget_s)
+  except UserError as e:
+    attempt["failed"] = f"regression: {e}"
+    return None, None
+  finally:
+    secs["regression"] = secs.get("regression", 0) + time.time() - t
+  t = time.time()
+  path = codegen.write_program(program, os.path.join(workdir, "programs", f"{task.name}.py"))
+  secs["codegen"] = secs.get("codegen", 0) + time.time() - t
+  t = time.time()
+  res = check.check_program(path, task, n_sequences=cfg.n_check)
+  secs["check"] = secs.get("check", 0) + time.time() - t
+  attempt["check"] = {"solved": res.solved, "n": res.n_sequences}
+  if res.solved:
+    attempt.pop("failed", None)
+    return program, path
+  attempt["failed"] = "check"
+  os.remove(path)
+  return None, None
 
 
 def run_task(task: tasks.Task, cfg: PipelineConfig, workdir: str,
@@ -91,38 +121,25 @@ def run_task(task: tasks.Task, cfg: PipelineConfig, workdir: str,
                                    y_train=y, log=log)
     attempt.update(simplified=kept, hidden_after=cand.hidden)
     secs["simplify"] = secs.get("simplify", 0) + time.time() - t
-    t = time.time()
-    ex = _extract(cand, task, x, y, cfg, lo, hi)
-    secs["autoencoder"] = secs.get("autoencoder", 0) + time.time() - t
-    if ex is None:
-      attempt["failed"] = "autoencoder"
-      log(" autoencoder: no consistent machine")
-      continue
-    attempt.update(machine=ex.kind, states=ex.n_states)
-    log(f" autoencoder: {ex.kind} with {ex.n_states} {'states' if ex.kind == 'fsm' else 'dims'}")
-    t = time.time()
-    try:
-      program = regress_machine(ex.machine, sr_budget_s=cfg.sr_budget_s)
-    except UserError as e:
-      attempt["failed"] = f"regression: {e}"
-      continue
-    finally:
-      secs["regression"] = secs.get("regression", 0) + time.time() - t
-    t = time.time()
-    path = codegen.write_program(program, os.path.join(workdir, "programs", f"{task.name}.py"))
-    secs["codegen"] = secs.get("codegen", 0) + time.time() - t
-    t = time.time()
-    res = check.check_program(path, task, n_sequences=cfg.n_check)
-    secs["check"] = secs.get("check", 0) + time.time() - t
-    attempt["check"] = {"solved": res.solved, "n": res.n_sequences}
-    if res.solved:
-      row.update(solved=True, method=f"{ex.kind}+{'/'.join(program.methods)}",
-                 hidden=cand.hidden, program=os.path.relpath(path, workdir),
-                 formulas={"next": [f.expr or f"table[{len(f.table)}]" for f in program.next_state],
-                           "out": [f.expr or f"table[{len(f.table)}]" for f in program.outputs]})
+    for extract in _extractions(cand, task, x, y, cfg, lo, hi):
+      t = time.time()
+      ex = extract()
+      secs["autoencoder"] = secs.get("autoencoder", 0) + time.time() - t
+      if ex is None:
+        attempt.setdefault("failed", "autoencoder")
+        continue
+      program, path = _synthesise(ex, task, cfg, workdir, secs, attempt, log)
+      if program is not None:
+        row.update(solved=True, method=f"{ex.kind}+{'/'.join(program.methods)}",
+                   hidden=cand.hidden, program=os.path.relpath(path, workdir),
+                   formulas={"next": [f.expr or f"table[{len(f.table)}]"
+                                      for f in program.next_state],
+                             "out": [f.expr or f"table[{len(f.table)}]" for f in program.outputs]})
+        break
+    if row["solved"]:
       break
-    attempt["failed"] = "check"
-    os.remove(path)
+    if "machine" not in attempt:
+      log(" autoencoder: no consistent machine")
   row["seconds"] = {k: round(v, 2) for k, v in secs.items()}
   row["seconds"]["total"] = round(sum(secs.values()), 2)
   return row
