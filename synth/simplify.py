@@ -21,7 +21,7 @@ from typing import Callable
 
 import numpy as np
 
-from synth import rnn, search, train
+from synth import search, train
 
 
 def _rowspace(M_KH: np.ndarray, rel_tol: float, ref: float) -> np.ndarray:

@@ -3,7 +3,6 @@ one model alone."""
 
 import jax
 import numpy as np
-import pytest
 
 from synth import rnn, tasks, train
 
