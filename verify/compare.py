@@ -35,8 +35,12 @@ def compare(runs_dir: pathlib.Path, out: pathlib.Path, data_dir: pathlib.Path) -
   for run_dir in runs:
     summary = json.loads((run_dir / "summary.json").read_text("utf-8"))
     tasks = {i: v for i, v in report.per_task(loop.read_jsonl(run_dir / loop.RESULTS)).items() if v["final"]}
-    gt_ok |= {i for i, v in tasks.items() if v.get("ground_truth_verified")}
     rows.append((run_dir.name, summary, tasks))
+  # The set of verifying ground truths comes from the full oracle run when there is one (a run
+  # with another solver must not widen it), else from every run's own record.
+  main = [tasks for name, _, tasks in rows if name == "oracle"] or [tasks for _, _, tasks in rows]
+  for tasks in main:
+    gt_ok |= {i for i, v in tasks.items() if v.get("ground_truth_verified")}
   table = []
   for name, summary, tasks in rows:
     ids = sorted(tasks)

@@ -146,12 +146,25 @@ def loop_candidates(src: str) -> list[Candidate]:
           found.append(f"{x} <= {init}")
       if op == "!=":  # read as a counter rising to its bound, the common case
         found.append(f"decreases {e} - {x}")
-      # Postconditions with the bound replaced by the loop variable (x - 1 for <=).
-      new = x if op in ("<", "!=") else (f"({x} - 1)" if op == "<=" else None)
-      for clause in ensures if new else []:
-        inv = _replace_tokens(src, clause, [t.text for t in rhs], new, x)
-        if inv:
-          found.append(inv)
+      # Postconditions with the bound replaced by the loop variable (x - 1 for <=; `x < F + 1`
+      # reads as `x <= F`), each also split into its top-level conjuncts and implication's end.
+      bounds = []
+      if op in ("<", "!="):
+        bounds.append(([t.text for t in rhs], x))
+        if [t.text for t in rhs[-2:]] == ["+", "1"] and len(rhs) > 2:
+          bounds.append(([t.text for t in rhs[:-2]], f"({x} - 1)"))
+      elif op == "<=":
+        bounds.append(([t.text for t in rhs], f"({x} - 1)"))
+      for clause in ensures:
+        parts = [clause] + [p for p in _split_top(clause, "&&") if p and len(p) < len(clause)]
+        tail = _split_top(clause, "==>")
+        if len(tail) > 1 and tail[-1]:
+          parts.append(tail[-1])
+        for part in parts:
+          for old_bound, new in bounds:
+            inv = _replace_tokens(src, part, old_bound, new, x)
+            if inv:
+              found.append(inv)
       for i in range(1, len(body) - 3):
         if body[i].text == "[" and body[i + 1].text == x and body[i - 1].kind == "ident":
           a = body[i - 1].text
