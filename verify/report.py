@@ -61,7 +61,10 @@ def data_flaws(task_list: Sequence[Task]) -> dict:
                    for s in ("{ : verify false }", "assume false"))]
   return {"leftover_hint_fragments": sorted(i for i, v in leftovers.items() if v),
           "leftover_places": sum(len(v) for v in leftovers.values()),  # damaged hints
-          "input_skips_verification": sorted(cheats)}
+          "input_skips_verification": sorted(cheats),
+          # What the paper's substring check sees (comments included).
+          "input_contains_skip_strings": sorted(t.test_id for t in task_list if any(
+              s in t.hints_removed for s in ("{:verify false}", "assume false")))}
 
 
 def summarize(records: list[dict], task_list: Sequence[Task], run_info: dict) -> dict:
