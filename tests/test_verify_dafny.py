@@ -80,8 +80,10 @@ def test_data_loading_and_errors(tmp_path, monkeypatch):
     data.load_published_outcomes(root, "gpt-5")
 
 
-def test_hub_loader_reads_a_local_file(tmp_path):
+def test_hub_loader_reads_a_local_file(tmp_path, monkeypatch):
   # Needs the `datasets` package (the hub path); given a local file it never downloads.
+  monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+  monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "hf"))
   root = make_data_dir(tmp_path / "d")
   tasks = data.load_hub_tasks(str(root / "DafnyBench" / "test.json"), root)
   assert [t.test_id for t in tasks] == ["000", "001"] and tasks[0].ground_truth == GROUND_TRUTH
