@@ -141,3 +141,18 @@ def test_cli_bad_input_exits_2_with_one_line(tmp_path):
   assert len(proc.stderr.strip().splitlines()) == 1
   assert "jax" not in subprocess.run([sys.executable, "-c", "import sys, verify.run; print(sorted(sys.modules))"],
                                      capture_output=True, text=True, timeout=120).stdout
+
+
+def test_interrupted_task_resumes_without_duplicates(data_dir, tmp_path):
+  cfg = RunConfig(model="heuristic", out=str(tmp_path / "h"), data_dir=str(data_dir), tasks="000",
+                  verifier_cache=str(tmp_path / "vc"))
+  run(cfg)
+  path = tmp_path / "h" / "results.jsonl"
+  lines = path.read_text().splitlines()
+  assert len(lines) >= 2 and '"final": true' in lines[-1]
+  # A crash after attempt 0 was written: the final line never made it (plus a torn half line).
+  path.write_text("\n".join(lines[:-1]) + "\n" + lines[-1][:20])
+  run(cfg)
+  recs = loop.read_jsonl(path)
+  keys = [(r["test_id"], r["attempt"]) for r in recs]
+  assert len(keys) == len(set(keys)) and recs[-1].get("final") and recs[-1]["success"]

@@ -27,6 +27,12 @@ class JsonlLog:
 
   def __init__(self, path: pathlib.Path):
     self.path, self._lock = path, threading.Lock()
+    # A crash can leave a torn last line; start on a fresh line so the next record stays whole.
+    if path.is_file() and path.stat().st_size:
+      with open(path, "rb+") as f:
+        f.seek(-1, os.SEEK_END)
+        if f.read(1) != b"\n":
+          f.write(b"\n")
 
   def append(self, record: dict) -> None:
     line = json.dumps(record, ensure_ascii=False) + "\n"
