@@ -13,7 +13,7 @@ from typing import Sequence
 
 from verify.backends import Attempt, Proposal
 from verify.data import Task
-from verify.hints import _clause_end
+from verify.hints import clause_end
 from verify.lexer import Token, code_tokens, ends_expression, matching_close
 
 _CMP = ("<", "<=", ">", ">=", "!=")
@@ -87,7 +87,7 @@ def _method_context(toks: list[Token], at: int) -> tuple[int, list[list[Token]]]
     if toks[j].text == "{" and ends_expression(toks[j - 1]) and toks[j + 1].text != ":":
       break
     if toks[j].text == "ensures":
-      end = _clause_end(toks, j)
+      end = clause_end(toks, j)
       ensures.append(toks[j + 1:end])
       j = end
     else:

@@ -24,7 +24,7 @@ class Hint:
   end: int
 
 
-def _clause_end(toks: list[Token], i: int) -> int:
+def clause_end(toks: list[Token], i: int) -> int:
   depth, j = 0, i + 1
   while j < len(toks):
     t = toks[j].text
@@ -89,7 +89,7 @@ def find_hints(text: str) -> list[Hint]:
     at_statement = prev in (";", "{", "}")
     end = None
     if t in ("invariant", "decreases"):
-      kind, end = t, _clause_end(toks, i)
+      kind, end = t, clause_end(toks, i)
     elif t in ("assert", "reveal"):
       kind, end = t, _statement_end(toks, i)
     elif t == "calc":
