@@ -26,7 +26,7 @@ dafny:
 	@command -v dafny >/dev/null || { echo "error: could not install dafny (apt-get install dafny)"; exit 1; }
 
 run: setup
-	$(PY) -m launch.main --workdir=$(WORKDIR)
+	$(PY) -m launch.main --config=experiments/quickstart.py --workdir=$(WORKDIR)
 
 test: setup
 	$(PY) -m pytest -n 2 --dist loadfile

@@ -1,0 +1,41 @@
+"""The main job: harvest SmolLM2 activations, train TopK and Switch SAEs, print them side by side.
+
+    python -m launch.main --config=experiments/quickstart.py --workdir=runs/main
+
+Rerunning the same command after a kill resumes (harvest shards, checkpoints, finished runs).
+"""
+
+from absl import logging
+
+from launch import common
+
+COLUMNS = (("name", "run", "{}"), ("flops_per_token", "train FLOPs/token", "{:.3g}"),
+           ("mse", "MSE (sum over d)", "{:.4f}"), ("fvu", "FVU", "{:.4f}"), ("l0", "L0", "{:.1f}"),
+           ("dead_fraction", "dead", "{:.3f}"), ("loss_recovered", "loss recovered", "{:.4f}"),
+           ("delta_ce", "delta CE", "{:.4f}"), ("seconds", "train s", "{:.0f}"))
+
+
+def table(runs: list[dict]) -> str:
+  head = [title for _, title, _ in COLUMNS]
+  rows = [[fmt.format(run[key]) if run.get(key) is not None else "-" for key, _, fmt in COLUMNS]
+          for run in runs]
+  widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+  lines = ["  ".join(cell.rjust(w) for cell, w in zip(row, widths)) for row in [head, *rows]]
+  lines.insert(1, "  ".join("-" * w for w in widths))
+  return "\n".join(lines)
+
+
+def main(argv):
+  common.check_argv(argv)
+  logging.set_verbosity(logging.WARNING)
+  from sae import experiment  # pylint: disable=import-outside-toplevel
+  from stack.config import to_dataclass  # pylint: disable=import-outside-toplevel
+  cfg = to_dataclass(common.load_config_flag(), experiment.SweepConfig)
+  workdir = common.workdir_flag()
+  sweep = experiment.run_sweep(cfg, workdir)
+  print(table(sweep["runs"]), flush=True)
+  print(f"results: {workdir}/sweep.json", flush=True)
+
+
+if __name__ == "__main__":
+  common.run(main)
