@@ -111,6 +111,8 @@ def expand(cfg: SweepConfig) -> list[RunSpec]:
         add(group, f"topk_M{m}_k{k}", kind="topk", width=m, k=k)
         for n in experts:
           width = m * n if group == "flop_matched" else m
+          if k > width // n:  # a token's k latents must fit in its one expert
+            continue
           add(group, f"switch_M{width}_N{n}_k{k}_a{cfg.alpha:g}", alpha=cfg.alpha, kind="switch",
               width=width, num_experts=n, k=k)
     elif group == "baselines":

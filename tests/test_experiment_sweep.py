@@ -33,8 +33,10 @@ def test_expand_full_grid_dedupes_shared_runs():
   assert sorted({(s.train.model.num_experts, s.train.model.width) for s in flop}) == [
       (2, 2048), (4, 4096), (8, 8192)]
   assert len(flop) == 3 * 4
-  # 4 k x (TopK + 3 FLOP-matched + 4 width-matched) + 2 x 4 L1 + 3 new alphas + 6 new scaling.
-  assert len(names) == 32 + 8 + 3 + 6
+  # 4 k x (TopK + 3 FLOP-matched + 4 width-matched), less N=32 at k=64 (k > its expert width
+  # of 32), + 2 x 4 L1 + 3 new alphas + 6 new scaling.
+  assert len(names) == 32 - 1 + 8 + 3 + 6
+  assert "switch_M1024_N32_k64_a3" not in names
   alphas = {s.alpha: s.train.model.balance_alpha for s in experiment.expand(cfg) if "alpha" in s.groups}
   assert alphas == {a: a / 576 for a in (0.0, 0.3, 3.0, 30.0)}
 
