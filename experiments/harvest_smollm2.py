@@ -12,6 +12,8 @@ import ml_collections
 
 from stack.config import parse_variants
 
+LIBRARY_CONFIG = "sae.activations.harvest:HarvestConfig"
+
 
 def get_config(variant=None):
   variants = parse_variants(variant, ("smoke", "shakespeare"))
