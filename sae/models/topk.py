@@ -51,7 +51,8 @@ class TopK(SAE):
 
   @property
   def aux_k(self) -> int:
-    return self.d_model // 2 if self.cfg.aux_k < 0 else min(self.cfg.aux_k, self.width)
+    # -1 means d/2 (the recipe), capped at the width so narrow dictionaries still work.
+    return min(self.d_model // 2 if self.cfg.aux_k < 0 else self.cfg.aux_k, self.width)
 
   def loss(self, params, aux, x_BD, rng):
     del rng
