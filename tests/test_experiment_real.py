@@ -46,7 +46,7 @@ def _tiny_real_config() -> experiment.SweepConfig:
   data = dataclasses.replace(base.train.data, source="store", batch_size=128)
   harvest = dataclasses.replace(base.harvest, max_tokens=4096, batch_size=4, shard_tokens=1024,
                                 log_every=4)
-  # aux_k explicit: TopK's default d/2 = 288 exceeds this width (sae.models.topk does not clip it).
+  # aux_k explicit: a small AuxK for this 64-wide dictionary keeps the test quick.
   model = dataclasses.replace(base.train.model, aux_k=32)
   return dataclasses.replace(base, train=dataclasses.replace(base.train, data=data, model=model),
                              harvest=harvest,
