@@ -5,7 +5,7 @@ import os
 import pytest
 
 from verify import data, dafny, heuristic
-from verify.errors import UserError
+from stack.errors import UserError
 from test_verify_fixtures import EASY, GROUND_TRUTH, TASK, make_data_dir
 
 # A loop that z3 cannot finish quickly: nonlinear arithmetic facts over a long chain of asserts.

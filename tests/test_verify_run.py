@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from verify import backends, loop
-from verify.errors import UserError
+from stack.errors import UserError
 from verify.runner import RunConfig, run
 from test_verify_fixtures import GROUND_TRUTH, TASK, make_data_dir
 

@@ -17,7 +17,7 @@ from typing import Protocol, Sequence
 
 from verify import prompt
 from verify.data import Task
-from verify.errors import UserError
+from stack.errors import UserError
 
 _REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 DEFAULT_CACHE = _REPO_ROOT / ".cache" / "llm"

@@ -10,7 +10,7 @@ import sys
 from absl import app, flags
 
 from verify import data, loop, report
-from verify.errors import UserError
+from stack.errors import UserError
 
 _RUNS = flags.DEFINE_string("runs", "runs/dafny", "folder whose sub-folders are run folders")
 _OUT = flags.DEFINE_string("out", "results/dafnybench", "where the comparison and per-run summaries go")

@@ -19,7 +19,7 @@ import tempfile
 import time
 from typing import Callable, Sequence
 
-from verify.errors import UserError
+from stack.errors import UserError
 
 _REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 DEFAULT_CACHE = _REPO_ROOT / ".cache" / "dafny"

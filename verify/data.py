@@ -10,7 +10,7 @@ import json
 import os
 import pathlib
 
-from verify.errors import UserError
+from stack.errors import UserError
 
 HUB_NAME = "wendy-sun/DafnyBench"
 PUBLISHED_MODELS = ("claude-3-opus", "gpt-4-turbo", "gpt-4o", "gpt-3.5-turbo", "codellama-7b")

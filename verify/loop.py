@@ -16,7 +16,7 @@ from verify import cheat
 from verify.backends import Attempt, Backend, Proposal
 from verify.dafny import Dafny, VerifyResult
 from verify.data import Task
-from verify.errors import UserError
+from stack.errors import UserError
 
 RESULTS = "results.jsonl"
 ANSWERS = "answers.jsonl"

@@ -12,7 +12,7 @@ import sys
 
 from absl import app, flags
 
-from verify.errors import UserError
+from stack.errors import UserError
 from verify.runner import RunConfig, run
 
 _M = flags.DEFINE_string("model", None, "none | oracle | heuristic | replay:NAME | openai:MODEL | anthropic:MODEL")

@@ -8,7 +8,7 @@ from verify import data, loop, report
 from verify.backends import ChatBackend, StaticBackend
 from verify.cheat import MODES
 from verify.dafny import DEFAULT_CACHE, Dafny
-from verify.errors import UserError
+from stack.errors import UserError
 from verify.heuristic import HeuristicBackend
 
 

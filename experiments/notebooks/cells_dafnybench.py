@@ -26,7 +26,7 @@ import pathlib
 import matplotlib.pyplot as plt
 
 from verify import cheat, dafny, data, loop, runner
-from verify.errors import UserError
+from stack.errors import UserError
 
 try:
     DATA_DIR = data.find_data_dir()   # $DAFNYBENCH_DIR, else ../shared/dafnybench
