@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 from typing import Callable, Sequence
@@ -51,8 +52,11 @@ def _version_of(cmd: Sequence[str], pattern: str) -> str:
 
 
 def _venv_z3() -> str | None:
-  path = pathlib.Path(sys.prefix) / "bin" / "z3"
-  return str(path) if path.is_file() else None
+  """The z3 binary of the z3-solver wheel, wherever pip put its scripts (venv, --user, /usr/local)."""
+  for folder in (pathlib.Path(sys.prefix) / "bin", pathlib.Path(sysconfig.get_path("scripts"))):
+    if (folder / "z3").is_file():
+      return str(folder / "z3")
+  return None
 
 
 class Dafny:

@@ -42,8 +42,9 @@ class JsonlLog:
       os.fsync(f.fileno())
 
 
-def read_jsonl(path: pathlib.Path) -> list[dict]:
+def read_jsonl(path: str | pathlib.Path) -> list[dict]:
   """All complete lines; a line torn by a crash mid-write is skipped."""
+  path = pathlib.Path(path)
   if not path.is_file():
     return []
   out = []
