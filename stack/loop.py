@@ -113,7 +113,12 @@ def train(state: TrainState, step_fn: Callable[[TrainState, Any, jax.Array], tup
       if pending is not None:
         drain(pending)
       pending = (step + 1, metrics)
-      ckpt.save(step + 1, state, {"position": step + 1})
+      if ckpt.manager.should_save(step + 1):
+        # A checkpoint waits for this step anyway (device-to-host copy); writing its metrics row
+        # first means a run killed after the save resumes with no row missing.
+        drain(pending)
+        pending = None
+        ckpt.save(step + 1, state, {"position": step + 1})
       if eval_fn is not None and cfg.eval_every and (step + 1) % cfg.eval_every == 0:
         writer.write(step + 1, {f"eval/{k}": v for k, v in eval_fn(state).items()})
     if pending is not None:

@@ -14,6 +14,8 @@ import jax
 
 
 def _plain(value: Any) -> Any:
+  if getattr(value, "ndim", 0) > 0:
+    return [_plain(v) for v in value.tolist()]  # per-expert loads and other small vectors
   try:
     value = value.item()
   except AttributeError:

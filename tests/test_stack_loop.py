@@ -77,3 +77,13 @@ def test_unwritable_workdir_is_one_clear_error(tmp_path):
   blocker.write_text("x")
   with pytest.raises(UserError, match="not writable"):
     loop.ensure_workdir(str(blocker / "sub"))
+
+
+def test_vector_metrics_are_written_as_lists(tmp_path):
+  from stack.metrics import MetricWriter, read_jsonl
+  writer = MetricWriter(str(tmp_path))
+  writer.write(3, {"loss": np.float32(1.5), "expert_load_N": np.array([0.25, 0.75], np.float32),
+                   "bad": float("nan")})
+  writer.close()
+  assert read_jsonl(str(tmp_path / "metrics.jsonl")) == [
+      {"step": 3, "loss": 1.5, "expert_load_N": [0.25, 0.75], "bad": "nan"}]

@@ -129,7 +129,7 @@ class Switch(SAE):
           codes.shared_values_BJ, codes.shared_indices_BJ, self.cfg.shared_width)])
       values.append(codes.shared_values_BJ)
     dead_M = metrics.dead_mask(aux, self.cfg.dead_tokens)
-    out.update({k: v for k, v in load.items() if k != "expert_load_N"})
+    out.update(load)  # expert_load_N too: the load-over-training figure draws one line per expert
     out.update(l0=metrics.l0_sparse(jnp.concatenate(values, -1)),
                dead_fraction=jnp.mean(dead_M.astype(jnp.float32)),
                dropped_fraction=1.0 - jnp.mean(kept_B.astype(jnp.float32)),
