@@ -14,7 +14,9 @@ followed by a per-token top-k; they differ in how much work and memory that take
 
 The b_pre term is folded in as w_enc^T b_pre (an (N, F) bias) instead of subtracting b_pre from
 the (B, D) input: the input needs no gradient then, so the backward pass is one matmul (dW_enc)
-rather than two.
+rather than two. `expert_matmul` spells both directions by hand, because XLA:CPU lowers autodiff's
+vector-times-(N, D, F) products by transposing the whole encoder, twice per step, which cost more
+than the capacity path's own matmuls at N = 32.
 """
 
 from __future__ import annotations
@@ -48,6 +50,35 @@ def route(w_router_ND: jax.Array, b_router_D: jax.Array, x_BD: jax.Array) -> Rou
     expert_B = jnp.argmax(probs_BN, axis=-1).astype(jnp.int32)
     prob_B = jnp.take_along_axis(probs_BN, expert_B[:, None], axis=-1)[:, 0]
   return Route(probs_BN, expert_B, prob_B)
+
+
+def expert_bias(b_pre_D: jax.Array, w_enc_NDF: jax.Array) -> jax.Array:
+  """b_pre @ w_enc[n] for every expert: a one-row batched matmul (the same layout as the slots')."""
+  num_experts, d_model, _ = w_enc_NDF.shape
+  b_N1D = jnp.broadcast_to(b_pre_D.astype(w_enc_NDF.dtype), (num_experts, 1, d_model))
+  return jnp.einsum("NCD,NDF->NCF", b_N1D, w_enc_NDF)[:, 0]
+
+
+@jax.custom_vjp
+def expert_matmul(x_NCD: jax.Array, b_pre_D: jax.Array, w_enc_NDF: jax.Array) -> jax.Array:
+  """pre_NCF = (x_NCD - b_pre) @ w_enc[n]; the input x is data and gets a zero gradient."""
+  pre_NCF = jnp.einsum("NCD,NDF->NCF", x_NCD, w_enc_NDF)
+  return pre_NCF - expert_bias(b_pre_D, w_enc_NDF)[:, None, :]
+
+
+def _expert_matmul_fwd(x_NCD, b_pre_D, w_enc_NDF):
+  return expert_matmul(x_NCD, b_pre_D, w_enc_NDF), (x_NCD, b_pre_D, w_enc_NDF)
+
+
+def _expert_matmul_bwd(res, g_NCF):
+  x_NCD, b_pre_D, w_enc_NDF = res
+  g_NF = jnp.sum(g_NCF, axis=1)
+  g_w_NDF = jnp.einsum("NCD,NCF->NDF", x_NCD, g_NCF) - b_pre_D[None, :, None] * g_NF[:, None, :]
+  g_b_D = -jnp.sum(jnp.einsum("NDF,NF->ND", w_enc_NDF, g_NF), axis=0)
+  return jnp.zeros_like(x_NCD), g_b_D.astype(b_pre_D.dtype), g_w_NDF
+
+
+expert_matmul.defvjp(_expert_matmul_fwd, _expert_matmul_bwd)
 
 
 def capacity(num_tokens: int, num_experts: int, factor: float) -> int:
@@ -91,8 +122,7 @@ def encode_slots(x_BD, b_pre_D, w_enc_NDF, expert_B, k: int, factor: float) -> S
     slot_B, token_S = slot_plan(expert_B, num_experts, cap)
     x_NCD = jnp.take(x_BD, token_S, axis=0, mode="fill", fill_value=0).reshape(num_experts, cap, -1)
   with jax.named_scope("encode"):
-    bias_NF = jnp.einsum("D,NDF->NF", b_pre_D, w_enc_NDF)
-    pre_NCF = jnp.einsum("NCD,NDF->NCF", x_NCD, w_enc_NDF) - bias_NF[:, None, :]
+    pre_NCF = expert_matmul(x_NCD, b_pre_D, w_enc_NDF)
     values_NCK, local_NCK = topk_relu(pre_NCF, k)
   return Slots(values_NCK, local_NCK, slot_B)
 
@@ -135,7 +165,7 @@ def encode_dropless(x_BD, b_pre_D, w_enc_NDF, expert_B, k: int) -> Encoded:
     sizes_N = jnp.bincount(expert_B, length=num_experts).astype(jnp.int32)
     expert_sorted_B = expert_B[order_B]
   with jax.named_scope("encode"):
-    bias_NF = jnp.einsum("D,NDF->NF", b_pre_D, w_enc_NDF)
+    bias_NF = expert_bias(b_pre_D, w_enc_NDF)
     pre_BF = jax.lax.ragged_dot(x_BD[order_B], w_enc_NDF, sizes_N) - bias_NF[expert_sorted_B]
     values_BK, local_BK = topk_relu(pre_BF, k)
   with jax.named_scope("combine"):
