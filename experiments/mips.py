@@ -39,6 +39,8 @@ def get_config(variant=None):
       width=16,                  # ReLU units in f and g in round 1 (doubles per round)
       rounds=2,                  # growing rounds at most
       max_classes=16,            # outputs with at most this many values get a class head
+      near_exact=0.9,            # none exact: the most exact networks above this still go on
+      near_candidates=2,         # ... at most this many (their programs face the same check)
   ))
   c.train = ml_collections.ConfigDict(dict(
       steps=2000 if smoke else 4000,  # step cap per round (and lr schedule length)

@@ -4,7 +4,7 @@
     python -m launch.switch_paper --config=experiments/switch_paper.py:smoke --workdir=/tmp/sp_smoke
     # the small-scale sweep on two CPU cores (harvests SmolLM2 layer 15 first; resumable)
     nice -n 5 python -m launch.switch_paper --config=experiments/switch_paper.py --workdir=runs/switch_paper
-    # one part of it: flop_matched | width_matched | alpha_sweep | scaling (comma-separated)
+    # one part of it: flop_matched | width_matched | baselines | alpha_sweep | scaling (comma-separated)
     python -m launch.switch_paper --config=experiments/switch_paper.py:flop_matched --workdir=runs/switch_paper
     # the paper's scale on a pod: add `gpt2` (GPT-2 small block 8, M = 32 d, 8192-token batches)
     python -m launch.switch_paper --config=experiments/switch_paper.py:gpt2,flop_matched \
@@ -23,7 +23,7 @@ from stack.config import parse_variants
 LIBRARY_CONFIG = "sae.experiment:SweepConfig"
 
 _PARTS = {"flop_matched": ("flop_matched",), "width_matched": ("width_matched",),
-          "alpha_sweep": ("alpha",), "scaling": ("scaling",)}
+          "baselines": ("baselines",), "alpha_sweep": ("alpha",), "scaling": ("scaling",)}
 
 
 def get_config(variant=None):

@@ -102,10 +102,42 @@ def slot_plan(expert_B: jax.Array, num_experts: int, cap: int) -> tuple[jax.Arra
   return slot_B, token_S
 
 
+def _group_size(width: int, k: int) -> int | None:
+  """Group size for grouped_top_k (about sqrt(width / k)), or None where plain top_k is as cheap
+  (on XLA:CPU below ~128 k latents: 2.3x faster at 32768 latents, k = 32; even at 4096)."""
+  s = 2 ** round(math.log2(max(math.sqrt(width / k), 1.0)))
+  if width < 128 * k or s < 4 or width % s or width // s < k or k * s * 4 > width:
+    return None
+  return s
+
+
+def grouped_top_k(x_XF: jax.Array, k: int) -> tuple[jax.Array, jax.Array]:
+  """jax.lax.top_k over the last axis, exact, in about a quarter of the comparisons.
+
+  The latents are cut into groups of s; the k groups with the largest maxima hold every one of
+  the k largest values (a group holding one of them has a maximum >= the k-th largest value, and
+  at most k groups can), so a top-k over those k * s candidates gives the same set; ties may
+  pick different indices of equal values. Gradients flow through the final gather only, as
+  through top_k itself.
+  """
+  width = x_XF.shape[-1]
+  s = _group_size(width, k)
+  if s is None:
+    values, indices = jax.lax.top_k(x_XF, k)
+    return values, indices.astype(jnp.int32)
+  lead = x_XF.shape[:-1]
+  x = jax.lax.stop_gradient(x_XF)
+  _, groups_XK = jax.lax.top_k(jnp.max(x.reshape(*lead, width // s, s), axis=-1), k)
+  cand_XC = (groups_XK[..., None] * s + jnp.arange(s, dtype=groups_XK.dtype)).reshape(*lead, k * s)
+  _, pick_XK = jax.lax.top_k(jnp.take_along_axis(x, cand_XC, axis=-1), k)
+  indices_XK = jnp.take_along_axis(cand_XC, pick_XK, axis=-1).astype(jnp.int32)
+  return jnp.take_along_axis(x_XF, indices_XK, axis=-1), indices_XK
+
+
 def topk_relu(pre_XF: jax.Array, k: int) -> tuple[jax.Array, jax.Array]:
   """Top-k then ReLU: the same codes as ReLU then top-k, with the ReLU on k values only."""
-  values, indices = jax.lax.top_k(pre_XF, k)
-  return jax.nn.relu(values), indices.astype(jnp.int32)
+  values, indices = grouped_top_k(pre_XF, k)
+  return jax.nn.relu(values), indices
 
 
 class Slots(NamedTuple):

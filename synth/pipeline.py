@@ -114,7 +114,7 @@ def run_task(task: tasks.Task, cfg: PipelineConfig, workdir: str,
   row = {"task": task.name, "index": task.index, "solved": False, "method": "",
          "hidden": None, "program": None, "search": summary, "attempts": []}
   for cand in cands[:cfg.candidates]:
-    attempt = {"hidden": cand.hidden, "relu": cand.relu}
+    attempt = {"hidden": cand.hidden, "relu": cand.relu, "network_exact": cand.exact}
     row["attempts"].append(attempt)
     t = time.time()
     cand, kept = simplify.simplify(cand, x_val, y_val, l1=cfg.simplify_l1, x_train=x,

@@ -5,6 +5,11 @@ seed) of its grid at hidden_max = max size, and stops early as soon as one model
 every validation sequence. Later rounds double sizes and width and only run if no model of an
 earlier round was exact and the time budget allows. Candidates come back smallest first (fewer
 units, then linear before ReLU), because a smaller exact network is easier to read off.
+
+If no network is exact, the most accurate ones above `near_exact` come back instead (best
+first): weight rounding often makes a 99%-exact linear network exact (a sum whose recurrent
+weight trained to 0.9997), FSM extraction merges noisy states, and the final program is judged on
+10^5 held-out sequences whatever network it came from.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ class SearchConfig:
   rounds: int = 2                    # growing rounds at most
   max_classes: int = 16              # outputs with at most this many values get a class head
   seed_offset: int = 0               # retries draw fresh initialisations
+  near_exact: float = 0.9            # no exact network: pass on those at least this exact
+  near_candidates: int = 2           # ... at most this many
 
 
 @dataclasses.dataclass
@@ -45,6 +52,7 @@ def search(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: n
   """Exact candidates (smallest first; empty if none) and a summary for the results file."""
   start = time.time()
   summary = {"rounds": []}
+  near: list[Candidate] = []
   for r in range(cfg.rounds):
     left = seconds - (time.time() - start)
     if r and left < 0.3 * seconds:
@@ -73,4 +81,11 @@ def search(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: n
              for m in order if res.exact_M[m] == 1.0]
     if found:
       return found, summary
-  return [], summary
+    near += [Candidate(spec, train.take(res.params_M, m), train.take(res.arch_M, m), hidden[m],
+                       bool(relus[m]), float(res.exact_M[m]))
+             for m in range(len(grid)) if cfg.near_exact <= res.exact_M[m] < 1.0]
+  near = sorted(near, key=lambda c: -c.exact)[:cfg.near_candidates]
+  if near:
+    summary["near_exact"] = [round(c.exact, 4) for c in near]
+    log(f" no exact network; trying the {len(near)} most exact ({', '.join(f'{c.exact:.4f}' for c in near)})")
+  return near, summary

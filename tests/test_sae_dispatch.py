@@ -116,3 +116,16 @@ def test_jitted_equals_eager(kind):
   eager = fn(params, model.init_aux(), x, None)   # op by op
   jitted = jax.jit(fn)(params, model.init_aux(), x, None)
   _assert_tree_close(jitted, eager, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("shape,k", [((64, 4096), 32), ((8, 3, 8192), 16), ((16, 1000), 8)])
+def test_grouped_top_k_equals_top_k(shape, k):
+  x = jax.random.normal(jax.random.PRNGKey(3), shape)
+  values, indices = dispatch.grouped_top_k(x, k)
+  ref_values, ref_indices = jax.lax.top_k(x, k)
+  np.testing.assert_array_equal(indices, ref_indices)
+  np.testing.assert_array_equal(values, ref_values)
+  grad = jax.grad(lambda x: jnp.sum(jnp.sin(dispatch.grouped_top_k(x, k)[0])))(x)
+  ref_grad = jax.grad(lambda x: jnp.sum(jnp.sin(jax.lax.top_k(x, k)[0])))(x)
+  np.testing.assert_array_equal(grad, ref_grad)
+  assert (dispatch._group_size(shape[-1], k) is None) == (shape[-1] < 128 * k)

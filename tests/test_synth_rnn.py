@@ -1,6 +1,8 @@
 """The MIPS RNN and its vmapped training: heads, masks, gates, and many-models-at-once equal to
 one model alone."""
 
+import dataclasses
+
 import jax
 import numpy as np
 
@@ -90,3 +92,20 @@ def test_training_reaches_exactness_on_parity():
                            log=lambda s: None)
   assert res.exact_M.max() == 1.0
   assert res.steps < 1500  # stopped early on exactness
+
+
+def test_search_passes_on_the_most_exact_networks_when_none_is_exact():
+  from synth import search  # pylint: disable=import-outside-toplevel
+  x, y = _data("Sum_All", 2000)
+  xv, yv = _data("Sum_All", 400, seed=1)
+  # 60 steps cannot make a running sum over 10 steps exact, but some sequences come out right.
+  tcfg = train.TrainConfig(steps=60, eval_every=60, seconds=60, polish_steps=0)
+  scfg = search.SearchConfig(hidden=(2, 4), relu=(False,), seeds=2, rounds=1, near_exact=0.0,
+                             near_candidates=3)
+  cands, summary = search.search(x, y, xv, yv, scfg, tcfg, seconds=60, log=lambda s: None)
+  exact = [c.exact for c in cands]
+  assert 1 <= len(cands) <= 3 and exact == sorted(exact, reverse=True) and max(exact) < 1.0
+  assert summary["near_exact"] == [round(e, 4) for e in exact]
+  strict = search.search(x, y, xv, yv, dataclasses.replace(scfg, near_exact=1.0), tcfg, seconds=60,
+                         log=lambda s: None)[0]
+  assert strict == []
