@@ -25,6 +25,8 @@ FLAGS = flags.FLAGS
 
 flags.DEFINE_string("config", None, "Experiment config: path/to/file.py[:variant[,variant...]].")
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and results.")
+flags.DEFINE_multi_string("set", [], "Override one config field, repeatable: "
+                          "--set=train.num_steps=100 --set=data_dir=runs/acts")
 flags.DEFINE_bool("multihost", False,
                   "Call jax.distributed.initialize() first (TPU pod slices, multi-GPU hosts).")
 
@@ -38,7 +40,7 @@ def load_config_flag():
   from stack import config  # pylint: disable=import-outside-toplevel
   if not FLAGS.config:
     raise UserError("--config is required, e.g. --config=experiments/sae_synthetic.py:smoke")
-  return config.load_config(FLAGS.config)
+  return config.apply_overrides(config.load_config(FLAGS.config), FLAGS.set)
 
 
 def workdir_flag() -> str:

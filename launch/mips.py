@@ -20,8 +20,8 @@ def main(argv):
   common.check_argv(argv)
   from stack import config  # pylint: disable=import-outside-toplevel
   from synth import pipeline, report  # pylint: disable=import-outside-toplevel
-  cfg = config.to_dataclass(config.load_config(FLAGS.config or _DEFAULT_CONFIG),
-                            pipeline.PipelineConfig)
+  raw = config.apply_overrides(config.load_config(FLAGS.config or _DEFAULT_CONFIG), FLAGS.set)
+  cfg = config.to_dataclass(raw, pipeline.PipelineConfig)
   workdir = common.workdir_flag()
   results = pipeline.run(pipeline.task_names(FLAGS.tasks), cfg, workdir,
                          log=lambda line: print(line, flush=True))

@@ -4,10 +4,14 @@ An experiment file defines `get_config(variant: str | None = None) -> ConfigDict
 comma-separated words the file interprets (`smoke`, `n8`, ...). Library code never reads a
 ConfigDict: `to_dataclass` turns it into the typed dataclass at the boundary, refusing unknown
 fields so a typo in a sweep is an error instead of a silently ignored setting.
+
+`apply_overrides` sets single fields from the command line (`--set=train.num_steps=100`, the
+launch mains' repeatable flag), so a pod run changes a field without a new config file.
 """
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import difflib
 import importlib.util
@@ -47,6 +51,42 @@ def load_config(spec: str) -> ml_collections.ConfigDict:
     raise UserError(f"{path}: {e}") from None
   if not isinstance(cfg, ml_collections.ConfigDict):
     raise UserError(f"{path}: get_config() must return an ml_collections.ConfigDict")
+  return cfg
+
+
+def _parse_value(raw: str) -> Any:
+  """Python literals (numbers, bools, tuples, quoted strings); anything else is a plain string."""
+  try:
+    return ast.literal_eval(raw)
+  except (ValueError, SyntaxError):
+    return raw
+
+
+def apply_overrides(cfg: ml_collections.ConfigDict, items: typing.Iterable[str]) -> ml_collections.ConfigDict:
+  """Applies 'a.b.c=value' assignments to existing fields, keeping each field's type."""
+  for item in items:
+    key, eq, raw = item.partition("=")
+    if not eq or not key:
+      raise UserError(f"--set {item!r} is not field=value; e.g. --set=train.num_steps=100")
+    node, parts = cfg, key.split(".")
+    for depth, part in enumerate(parts):
+      if not isinstance(node, ml_collections.ConfigDict) or part not in node:
+        known = sorted(node.keys()) if isinstance(node, ml_collections.ConfigDict) else []
+        close = difflib.get_close_matches(part, known, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else (f"; known: {', '.join(known)}" if known else "")
+        raise UserError(f"--set {key}: no field {'.'.join(parts[:depth + 1])!r}{hint}")
+      if depth < len(parts) - 1:
+        node = node[part]
+    old, value = node[parts[-1]], _parse_value(raw)
+    if isinstance(old, tuple) and isinstance(value, list):
+      value = tuple(value)
+    if isinstance(old, float) and isinstance(value, int) and not isinstance(value, bool):
+      value = float(value)
+    if old is not None and not isinstance(value, type(old)) and not (
+        isinstance(old, tuple) and isinstance(value, tuple)):
+      raise UserError(f"--set {key}={raw}: the field holds a {type(old).__name__} "
+                      f"({old!r}), got a {type(value).__name__}")
+    node[parts[-1]] = value
   return cfg
 
 

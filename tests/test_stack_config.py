@@ -70,6 +70,24 @@ def test_unknown_variant_and_field(tmp_path):
     config.to_dataclass(cfg, Outer)
 
 
+def test_overrides_set_fields_keeping_their_types(tmp_path):
+  cfg = config.load_config(_write(tmp_path, BODY) + ":smoke")
+  config.apply_overrides(cfg, ["inner.width=5", "lr=1", "sizes=(7, 8, 9)", "inner.name=z=1"])
+  assert config.to_dataclass(cfg, Outer) == Outer(inner=Inner(width=5, name="z=1"), sizes=(7, 8, 9), lr=1.0)
+
+
+@pytest.mark.parametrize("item, message", [
+    ("inner.widht=3", r"no field 'inner.widht'; did you mean 'width'"),
+    ("lr", "is not field=value"),
+    ("inner.width=wide", r"holds a int \(1\), got a str"),
+    ("lr.x=1", r"no field 'lr.x'"),
+])
+def test_bad_overrides_are_one_line(tmp_path, item, message):
+  cfg = config.load_config(_write(tmp_path, BODY) + ":smoke")
+  with pytest.raises(UserError, match=message):
+    config.apply_overrides(cfg, [item])
+
+
 def test_schedules():
   cfg = optim.OptimConfig(lr=1.0, schedule="linear_decay", decay_fraction=0.2)
   sched = optim.make_schedule(cfg, 100)
