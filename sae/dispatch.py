@@ -12,11 +12,11 @@ followed by a per-token top-k; they differ in how much work and memory that take
   dense     the oracle: every expert on every token (B * D * M MACs), then masked to the
             routed expert. Slow and obviously right; tests and benchmarks compare against it.
 
-The b_pre term is folded in as w_enc^T b_pre (an (N, F) bias) instead of subtracting b_pre from
-the (B, D) input: the input needs no gradient then, so the backward pass is one matmul (dW_enc)
-rather than two. `expert_matmul` spells both directions by hand, because XLA:CPU lowers autodiff's
-vector-times-(N, D, F) products by transposing the whole encoder, twice per step, which cost more
-than the capacity path's own matmuls at N = 32.
+b_pre is subtracted from the gathered slots, and `expert_matmul` has a hand-written VJP: the
+gradient of b_pre needs only the column sums of the pre-activation gradient times w_enc, not the
+input gradient autodiff would compute (a second full-size matmul), so the backward pass is one
+matmul (dW_enc). An earlier fold of b_pre into an (N, F) bias made XLA:CPU transpose the whole
+encoder twice per step, which cost more than the capacity path's own matmuls at N = 32.
 """
 
 from __future__ import annotations
@@ -62,20 +62,21 @@ def expert_bias(b_pre_D: jax.Array, w_enc_NDF: jax.Array) -> jax.Array:
 @jax.custom_vjp
 def expert_matmul(x_NCD: jax.Array, b_pre_D: jax.Array, w_enc_NDF: jax.Array) -> jax.Array:
   """pre_NCF = (x_NCD - b_pre) @ w_enc[n]; the input x is data and gets a zero gradient."""
-  pre_NCF = jnp.einsum("NCD,NDF->NCF", x_NCD, w_enc_NDF)
-  return pre_NCF - expert_bias(b_pre_D, w_enc_NDF)[:, None, :]
+  return jnp.einsum("NCD,NDF->NCF", x_NCD - b_pre_D.astype(x_NCD.dtype), w_enc_NDF)
 
 
 def _expert_matmul_fwd(x_NCD, b_pre_D, w_enc_NDF):
-  return expert_matmul(x_NCD, b_pre_D, w_enc_NDF), (x_NCD, b_pre_D, w_enc_NDF)
+  centred_NCD = x_NCD - b_pre_D.astype(x_NCD.dtype)
+  return jnp.einsum("NCD,NDF->NCF", centred_NCD, w_enc_NDF), (centred_NCD, b_pre_D, w_enc_NDF)
 
 
 def _expert_matmul_bwd(res, g_NCF):
-  x_NCD, b_pre_D, w_enc_NDF = res
-  g_NF = jnp.sum(g_NCF, axis=1)
-  g_w_NDF = jnp.einsum("NCD,NCF->NDF", x_NCD, g_NCF) - b_pre_D[None, :, None] * g_NF[:, None, :]
-  g_b_D = -jnp.sum(jnp.einsum("NDF,NF->ND", w_enc_NDF, g_NF), axis=0)
-  return jnp.zeros_like(x_NCD), g_b_D.astype(b_pre_D.dtype), g_w_NDF
+  # Autodiff would get d b_pre from dx = g @ w^T, a second full-size matmul; it only needs the
+  # per-expert column sums of g, times w (one streaming pass).
+  centred_NCD, b_pre_D, w_enc_NDF = res
+  g_w_NDF = jnp.einsum("NCD,NCF->NDF", centred_NCD, g_NCF)
+  g_b_D = -jnp.sum(jnp.einsum("NDF,NF->ND", w_enc_NDF, jnp.sum(g_NCF, axis=1)), axis=0)
+  return jnp.zeros_like(centred_NCD), g_b_D.astype(b_pre_D.dtype), g_w_NDF
 
 
 expert_matmul.defvjp(_expert_matmul_fwd, _expert_matmul_bwd)
