@@ -115,6 +115,9 @@ def main():
   ap.add_argument("--dropless_at", default="8", help="N values that also get sort + ragged_dot dispatch")
   ap.add_argument("--decoders", default="auto", help="switch decoders to time: auto,sparse,expert")
   ap.add_argument("--rounds", type=int, default=5)
+  ap.add_argument("--warmup", type=int, default=2,
+                  help="untimed interleaved rounds first (dense TopK's 512 MB buffers take a few "
+                       "steps to settle: its first timed rounds ran 1.5x slow)")
   ap.add_argument("--out", default="runs/bench_sae_step.json")
   args = ap.parse_args()
   if args.quick:
@@ -141,19 +144,25 @@ def main():
   jax.block_until_ready(opt_fn())
   matmul_times, opt_times = [], []
 
-  for r in range(args.rounds):
+  for r in range(args.warmup + args.rounds):
+    timed = r >= args.warmup
     t = time.perf_counter()
     jax.block_until_ready(matmul(x_BD, w_DM))
-    matmul_times.append(time.perf_counter() - t)
+    if timed:
+      matmul_times.append(time.perf_counter() - t)
     t = time.perf_counter()
     jax.block_until_ready(opt_fn())
-    opt_times.append(time.perf_counter() - t)
+    if timed:
+      opt_times.append(time.perf_counter() - t)
     for name, run in runs.items():
       t = time.perf_counter()
       run["state"], metrics = run["step"](run["state"], x_BD, jax.random.PRNGKey(r))
       jax.block_until_ready((run["state"], metrics))
-      run["times"].append(time.perf_counter() - t)
-    print(f"round {r + 1}/{args.rounds}: topk {runs['topk']['times'][-1]:.3f}s", flush=True)
+      run["last"] = time.perf_counter() - t
+      if timed:
+        run["times"].append(run["last"])
+    label = f"round {r + 1 - args.warmup}/{args.rounds}" if timed else f"warm-up {r + 1}/{args.warmup}"
+    print(f"{label}: topk {runs['topk']['last']:.3f}s", flush=True)
 
   matmul_s = float(np.median(matmul_times))
   matmul_gflops = 2 * args.batch * args.d * args.width / matmul_s / 1e9
@@ -183,7 +192,7 @@ def main():
           f"{row['speedup_vs_topk']:7.2f} {row['speedup_excl_optimizer']:10.2f} "
           f"{row['gflop_per_step']:7.1f} {row['gflop_per_s']:8.1f}")
   result = {"d_model": args.d, "width": args.width, "k": args.k, "batch": args.batch,
-            "rounds": args.rounds, "backend": jax.default_backend(), "cpu_count": os.cpu_count(),
+            "rounds": args.rounds, "warmup_rounds": args.warmup, "backend": jax.default_backend(), "cpu_count": os.cpu_count(),
             "matmul_s": matmul_s, "matmul_gflop_per_s": matmul_gflops, "optimizer_s": opt_s,
             "optimizer_times_s": opt_times, "rows": rows}
   os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
