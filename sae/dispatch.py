@@ -61,7 +61,7 @@ def expert_bias(b_pre_D: jax.Array, w_enc_NDF: jax.Array) -> jax.Array:
 
 @jax.custom_vjp
 def expert_matmul(x_NCD: jax.Array, b_pre_D: jax.Array, w_enc_NDF: jax.Array) -> jax.Array:
-  """pre_NCF = (x_NCD - b_pre) @ w_enc[n]; the input x is data and gets a zero gradient."""
+  """pre_NCF = (x_NCD - b_pre) @ w_enc[n]."""
   return jnp.einsum("NCD,NDF->NCF", x_NCD - b_pre_D.astype(x_NCD.dtype), w_enc_NDF)
 
 
@@ -76,7 +76,9 @@ def _expert_matmul_bwd(res, g_NCF):
   centred_NCD, b_pre_D, w_enc_NDF = res
   g_w_NDF = jnp.einsum("NCD,NCF->NDF", centred_NCD, g_NCF)
   g_b_D = -jnp.sum(jnp.einsum("NDF,NF->ND", w_enc_NDF, jnp.sum(g_NCF, axis=1)), axis=0)
-  return jnp.zeros_like(centred_NCD), g_b_D.astype(b_pre_D.dtype), g_w_NDF
+  # The input's gradient is exact but unused in training: XLA drops it as dead code.
+  g_x_NCD = jnp.einsum("NCF,NDF->NCD", g_NCF, w_enc_NDF).astype(centred_NCD.dtype)
+  return g_x_NCD, g_b_D.astype(b_pre_D.dtype), g_w_NDF
 
 
 expert_matmul.defvjp(_expert_matmul_fwd, _expert_matmul_bwd)
