@@ -52,7 +52,7 @@ dafny-repro: setup
 	$(PY) -m verify.compare --runs=runs/dafny --out=results/dafnybench
 
 bench: setup
-	$(PY) -m experiments.bench_sae_step --out=results/bench
+	$(PY) -m experiments.bench_sae_step --experts=1,2,4,8,16,32 --oracle_at=8 --dropless_at= --out=results/bench/sae_step.json
 
 mips: setup
 	$(PY) -m launch.mips --tasks=all --workdir=runs/mips
