@@ -23,7 +23,6 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from sae import dispatch, models
 from sae.config import ModelConfig
@@ -93,8 +92,7 @@ def optimizer_only(cfg: ModelConfig):
   @functools.partial(jax.jit, donate_argnums=(0, 2))
   def update(params, grads, opt_state):
     grads = model.grad_hook(params, grads)
-    updates, opt_state = tx.update(grads, opt_state, params)
-    return model.post_update(optax.apply_updates(params, updates)), opt_state
+    return tx.apply(grads, opt_state, params, model.post_update)
 
   def run():
     carry[:] = update(carry[0], grads, carry[1])

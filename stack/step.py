@@ -23,10 +23,14 @@ def _broadcast_sharding(batch_sharding: Any, batch: Any) -> Any:
 
 def apply_gradients(state: TrainState, grads: Any, aux: Any, tx: optax.GradientTransformation,
                     post_update: Callable[[Any], Any] | None = None) -> TrainState:
-  updates, opt_state = tx.update(grads, state.opt_state, state.params)
-  params = optax.apply_updates(state.params, updates)
-  if post_update is not None:
-    params = post_update(params)
+  fused = getattr(tx, "apply", None)   # stack.optim.Optimizer: the same update, fewer passes
+  if fused is not None:
+    params, opt_state = fused(grads, state.opt_state, state.params, post_update)
+  else:
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    if post_update is not None:
+      params = post_update(params)
   return state.replace(step=state.step + 1, params=params, opt_state=opt_state, aux=aux)
 
 

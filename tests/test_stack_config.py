@@ -109,3 +109,28 @@ def test_clip_norm_limits_update():
   assert float(optax.global_norm(clipped)) == pytest.approx(0.5)
   updates, _ = tx.update(grads, tx.init(grads), grads)
   assert updates["w"].shape == (4,)
+
+
+@pytest.mark.parametrize("name,clip,decay", [("adam", 1.0, 0.0), ("adam", None, 0.0),
+                                             ("adamw", 0.5, 0.1), ("adamw", None, 0.1)])
+def test_fused_apply_matches_the_optax_chain(name, clip, decay):
+  """tx.apply (one fused update + post_update) against tx.update + apply_updates, step by step,
+  through warmup and decay and with the clip both triggered and not."""
+  import jax
+  import jax.numpy as jnp
+  cfg = optim.OptimConfig(name=name, lr=0.05, schedule="linear_decay", warmup_steps=2,
+                          clip_norm=clip, weight_decay=decay)
+  tx = optim.make_optimizer(cfg, 8)
+  unit = lambda p: {**p, "w": p["w"] / jnp.linalg.norm(p["w"], axis=-1, keepdims=True)}
+  params = unit({"w": jnp.arange(12.0).reshape(3, 4) - 5.0, "b": jnp.linspace(-1.0, 1.0, 5)})
+  ref_p, ref_s, p, s = params, tx.init(params), params, tx.init(params)
+  fused = jax.jit(lambda g, s, p: tx.apply(g, s, p, unit))
+  for i in range(8):
+    grads = jax.tree.map(lambda x: jnp.sin(3.0 * x + i) * (0.1 if i % 2 else 4.0), ref_p)
+    updates, ref_s = tx.update(grads, ref_s, ref_p)
+    ref_p = unit(optax.apply_updates(ref_p, updates))
+    p, s = fused(grads, s, p)
+    assert jax.tree.structure(s) == jax.tree.structure(ref_s)
+    for a, b in zip(jax.tree.leaves((p, s)), jax.tree.leaves((ref_p, ref_s))):
+      assert jnp.allclose(a, b, rtol=1e-5, atol=1e-6), (i, a, b)
+  assert not jnp.allclose(p["w"], params["w"])   # it did train
