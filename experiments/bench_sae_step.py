@@ -26,7 +26,7 @@ import numpy as np
 
 from sae import dispatch, models
 from sae.config import ModelConfig
-from stack import mesh as mesh_lib, optim, sharding, state as state_lib, step as step_lib
+from stack import hostenv, mesh as mesh_lib, optim, sharding, state as state_lib, step as step_lib
 
 
 def step_flops(cfg: ModelConfig, batch: int) -> float:
@@ -46,7 +46,10 @@ def step_flops(cfg: ModelConfig, batch: int) -> float:
     rows = dispatch.capacity(batch, n, cfg.capacity_factor) * n
   enc = 2 * rows * d * f
   expert_dec = cfg.dispatch == "capacity" and models.build(cfg).expert_decoder
-  dec = 3 * (2 * rows * f * d if expert_dec else 2 * batch * k * d)
+  # Both decoders gather k rows per token forward and for d values; the expert decoder's dW is a
+  # dense per-expert (F, C) x (C, D) product, the sparse decoder's a k-row scatter-add.
+  # (The expert decoder works in slot space: N * C rows, empty slots included.)
+  dec = (2 * (2 * rows * k * d) + 2 * rows * f * d if expert_dec else 3 * 2 * batch * k * d)
   return 2 * enc + dec + 3 * 2 * batch * d * n
 
 
@@ -117,7 +120,12 @@ def main():
                   help="untimed interleaved rounds first (dense TopK's 512 MB buffers take a few "
                        "steps to settle: its first timed rounds ran 1.5x slow)")
   ap.add_argument("--out", default="runs/bench_sae_step.json")
+  ap.add_argument("--malloc", choices=("tuned", "default"), default="tuned",
+                  help="tuned: restart once under stack/hostenv.TUNABLES (huge pages, no per-step "
+                       "munmap); default: the allocator as the environment has it")
   args = ap.parse_args()
+  if args.malloc == "tuned":
+    hostenv.reexec_with_tuned_malloc()
   if args.quick:
     args.d, args.width, args.k, args.batch, args.experts = 256, 4096, 16, 1024, "1,4,16"
   experts = [int(n) for n in args.experts.split(",") if n]
@@ -191,6 +199,7 @@ def main():
           f"{row['gflop_per_step']:7.1f} {row['gflop_per_s']:8.1f}")
   result = {"d_model": args.d, "width": args.width, "k": args.k, "batch": args.batch,
             "rounds": args.rounds, "warmup_rounds": args.warmup, "backend": jax.default_backend(), "cpu_count": os.cpu_count(),
+            "glibc_tunables": hostenv.describe(),
             "matmul_s": matmul_s, "matmul_gflop_per_s": matmul_gflops, "optimizer_s": opt_s,
             "optimizer_times_s": opt_times, "rows": rows}
   os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)

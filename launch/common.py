@@ -59,7 +59,10 @@ def maybe_initialize_distributed() -> None:
 
 
 def run(main: Callable[[list[str]], None]) -> None:
-  """app.run with bad input turned into one line on stderr and exit status 2."""
+  """app.run with bad input turned into one line on stderr and exit status 2 (after a one-time
+  restart under the tuned host allocator, stack/hostenv.py)."""
+  from stack import hostenv  # pylint: disable=import-outside-toplevel
+  hostenv.reexec_with_tuned_malloc()
 
   def wrapped(argv):
     try:

@@ -24,7 +24,7 @@ class ModelConfig:
   num_experts: int = 8                  # N; each expert has width M / N
   dispatch: str = "capacity"            # 'capacity' | 'dropless' (sort + ragged_dot) | 'dense' (oracle)
   capacity_factor: float = 1.25         # slots per expert = ceil(factor * B / N)
-  decoder: str = "sparse"               # switch: 'sparse' (k rows) | 'expert' (dense per slot) | 'auto'
+  decoder: str = "sparse"               # switch: 'sparse' | 'expert' (per-expert dW matmul) | 'auto'
   p_scaling: str = "softmax"            # 'softmax' (x_hat scaled by router prob) | 'heaviside' (ablation)
   balance_alpha: float = 3.0            # weight of the load-balancing loss
   shared_width: int = 0                 # width of an always-on shared expert (0: none)

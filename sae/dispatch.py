@@ -27,6 +27,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from sae.sparse import scan_unroll, sparse_decode
+
 
 class Route(NamedTuple):
   probs_BN: jax.Array      # float32 router softmax
@@ -181,17 +183,60 @@ def encode_capacity(x_BD, b_pre_D, w_enc_NDF, expert_B, k: int, factor: float) -
   return combine(slots, w_enc_NDF.shape[-1])
 
 
+def _flat_slots(local_NCK, width):
+  num_experts = local_NCK.shape[0]
+  offset_N11 = (jnp.arange(num_experts, dtype=local_NCK.dtype) * width)[:, None, None]
+  return (local_NCK + offset_N11).reshape(-1, local_NCK.shape[-1])
+
+
+@jax.custom_vjp
+def expert_decode(values_NCK: jax.Array, local_NCK: jax.Array, w_dec_NFD: jax.Array) -> jax.Array:
+  """y_NCD = sum_K values * w_dec[n, local]: each slot's k rows, read from its own expert."""
+  num_experts, cap, k = values_NCK.shape
+  width = w_dec_NFD.shape[1]
+  y_SD = sparse_decode(values_NCK.reshape(num_experts * cap, k), _flat_slots(local_NCK, width),
+                       w_dec_NFD.reshape(num_experts * width, -1))
+  return y_SD.reshape(num_experts, cap, -1)
+
+
+def _expert_decode_fwd(values_NCK, local_NCK, w_dec_NFD):
+  return expert_decode(values_NCK, local_NCK, w_dec_NFD), (values_NCK, local_NCK, w_dec_NFD)
+
+
+def _expert_decode_bwd(res, g_NCD):
+  # d values: the same k-row gathers as the forward. d w_dec: one dense (F, C) x (C, D) product
+  # per expert from the slot codes, instead of the B * k row scatter-add of the sparse decoder;
+  # a matmul MAC costs ~1/100 of a scattered element on XLA:CPU, so this pays once the experts
+  # are narrow (_expert_decoder_pays in sae/models/switch.py).
+  values_NCK, local_NCK, w_dec_NFD = res
+  num_experts, cap, k = values_NCK.shape
+  width = w_dec_NFD.shape[1]
+  w_MD = w_dec_NFD.reshape(num_experts * width, -1)
+  g_SD = g_NCD.reshape(num_experts * cap, -1)
+
+  def body(_, indices_S):
+    return None, jnp.sum(g_SD * w_MD.at[indices_S].get(mode="promise_in_bounds"), axis=-1)
+
+  with jax.named_scope("decode_bwd"):
+    _, g_values_KS = jax.lax.scan(body, None, _flat_slots(local_NCK, width).T,
+                                  unroll=scan_unroll(k))
+    n_NCK = jnp.broadcast_to(jnp.arange(num_experts)[:, None, None], local_NCK.shape)
+    c_NCK = jnp.broadcast_to(jnp.arange(cap)[None, :, None], local_NCK.shape)
+    z_NCF = jnp.zeros((num_experts, cap, width), values_NCK.dtype).at[
+        n_NCK, c_NCK, local_NCK].add(values_NCK)
+    g_w_NFD = jnp.einsum("NCF,NCD->NFD", z_NCF, g_NCD.astype(z_NCF.dtype))
+  return (g_values_KS.T.reshape(values_NCK.shape).astype(values_NCK.dtype), None,
+          g_w_NFD.astype(w_dec_NFD.dtype))
+
+
+expert_decode.defvjp(_expert_decode_fwd, _expert_decode_bwd)
+
+
 def decode_slots(slots: Slots, w_dec_NFD: jax.Array) -> jax.Array:
-  """Each expert decodes its C slots with one dense (C, F) x (F, D) product, then tokens read
-  their slot back. B * factor * F * D MACs instead of B * K * D, but as a batched matmul it beats
-  the row gather on CPU once F is small (many experts)."""
-  num_experts, cap, k = slots.values_NCK.shape
+  """Decodes in slot space (expert_decode), then each token reads its slot back (zero if dropped)."""
+  num_experts, cap, _ = slots.values_NCK.shape
   with jax.named_scope("decode"):
-    n_NCK = jnp.broadcast_to(jnp.arange(num_experts)[:, None, None], slots.local_NCK.shape)
-    c_NCK = jnp.broadcast_to(jnp.arange(cap)[None, :, None], slots.local_NCK.shape)
-    z_NCF = jnp.zeros((num_experts, cap, w_dec_NFD.shape[1]), slots.values_NCK.dtype).at[
-        n_NCK, c_NCK, slots.local_NCK].add(slots.values_NCK)
-    y_SD = jnp.einsum("NCF,NFD->NCD", z_NCF, w_dec_NFD).reshape(num_experts * cap, -1)
+    y_SD = expert_decode(slots.values_NCK, slots.local_NCK, w_dec_NFD).reshape(num_experts * cap, -1)
     return jnp.take(y_SD, slots.slot_B, axis=0, mode="fill", fill_value=0)
 
 

@@ -139,7 +139,8 @@ class Switch(SAE):
 
 
 def _expert_decoder_pays(cfg, expert_width: int) -> bool:
-  """Measured on XLA:CPU (experiments/bench_sae_step.py): a row gather costs ~50-100 matmul
-  MACs per MAC, so the dense per-slot decoder (factor * F MACs per token and d) beats the k-row
-  gather (k per token and d) once factor * F is within ~64 k. On GPU/TPU gathers are cheap."""
+  """Measured on XLA:CPU (experiments/bench_sae_step.py, d=768, M=32768, k=32): the expert
+  decoder's dense per-expert dW (factor * F MACs per token and d) beats the sparse decoder's k-row
+  scatter-add at N = 32 (factor * F = 40 k), ties at N = 16 (80 k) and loses at N = 8; both gather
+  the same k rows forward and for d values. On GPU/TPU scatters are cheap: sparse everywhere."""
   return jax.default_backend() == "cpu" and cfg.capacity_factor * expert_width <= 64 * cfg.k
