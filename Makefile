@@ -53,6 +53,8 @@ dafny-repro: setup
 
 bench: setup
 	$(PY) -m experiments.bench_sae_step --experts=1,2,4,8,16,32 --oracle_at=8 --dropless_at= --out=results/bench/sae_step.json
+	$(PY) -m experiments.bench_sae_step --experts=1,2,4,8,16,32 --oracle_at=8 --dropless_at= --malloc=default \
+	  --out=results/bench/sae_step_default_malloc.json
 
 mips: setup
 	$(PY) -m launch.mips --tasks=all --workdir=runs/mips

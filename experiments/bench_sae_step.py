@@ -7,7 +7,9 @@ Every variant is a full stack.step training step (loss, gradients, decoder-gradi
 Adam, decoder renormalisation) on one device. Variants are timed interleaved, round after round,
 and each one's median is compared with dense TopK's median from the same rounds, so load from
 other processes on a shared CPU hits all of them alike. A plain (B, D) x (D, M) matmul is timed in
-the same rounds to put the achieved GFLOP/s in context.
+the same rounds to put the achieved GFLOP/s in context. By default the script restarts once under
+the tuned host allocator the launch mains use (stack/hostenv.py); --malloc=default measures glibc's
+defaults instead, and the JSON records which.
 """
 
 from __future__ import annotations
