@@ -158,10 +158,10 @@ def test_grouped_top_k_equals_top_k(shape, k):
 def test_expert_matmul_vjp_equals_autodiff():
   k1, k2, k3, k4 = jax.random.split(jax.random.PRNGKey(5), 4)
   x, b, w = (jax.random.normal(k1, (3, 5, D)), jax.random.normal(k2, (D,)),
-             jax.random.normal(k3, (3, D, 7)))
+             jax.random.normal(k3, (3, 7, D)))
   g = jax.random.normal(k4, (3, 5, 7))
   out, vjp = jax.vjp(dispatch.expert_matmul, x, b, w)
-  ref_out, ref_vjp = jax.vjp(lambda x, b, w: jnp.einsum("NCD,NDF->NCF", x - b, w), x, b, w)
+  ref_out, ref_vjp = jax.vjp(lambda x, b, w: jnp.einsum("NCD,NFD->NCF", x - b, w), x, b, w)
   np.testing.assert_allclose(out, ref_out, rtol=1e-5, atol=1e-5)
   for a, r in zip(vjp(g), ref_vjp(g)):   # d x, d b_pre, d w_enc
     np.testing.assert_allclose(a, r, rtol=1e-4, atol=1e-4)

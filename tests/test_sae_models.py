@@ -41,7 +41,7 @@ def test_decoder_hook_removes_parallel_gradient_and_update_restores_unit_rows():
   hooked = model.grad_hook(params, grads)
   dots = jnp.sum(hooked["w_dec_NFD"] * params["w_dec_NFD"], axis=-1)
   np.testing.assert_allclose(dots, 0.0, atol=1e-5)
-  np.testing.assert_array_equal(hooked["w_enc_NDF"], grads["w_enc_NDF"])
+  np.testing.assert_array_equal(hooked["w_enc_NFD"], grads["w_enc_NFD"])
   stretched = dict(params, w_dec_NFD=3.0 * params["w_dec_NFD"])
   norms = jnp.linalg.norm(model.post_update(stretched)["w_dec_NFD"], axis=-1)
   np.testing.assert_allclose(norms, 1.0, rtol=1e-5)
@@ -79,7 +79,7 @@ def test_auxk_gives_dead_latents_gradient_and_is_zero_without_dead():
   grads_alive = grad_fn(params, model.init_aux())
   _, (out_alive, _) = model.loss(params, model.init_aux(), X, None)
   assert float(out_alive["auxk_loss"]) == 0.0
-  assert not np.allclose(grads_dead["w_enc_DM"], grads_alive["w_enc_DM"])
+  assert not np.allclose(grads_dead["w_enc_MD"], grads_alive["w_enc_MD"])
 
 
 def test_batchtopk_keeps_k_per_token_on_average():

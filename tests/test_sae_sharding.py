@@ -39,7 +39,7 @@ def test_sharded_equals_single_device(dispatch):
     p_shard = sharding.tree_shardings(params, mesh, models.RULES)
     a_shard = sharding.tree_shardings(aux, mesh, models.RULES)
     x_shard = sharding.data_sharding(mesh, 2)
-    w_spec = p_shard["w_enc_NDF"].spec
+    w_spec = p_shard["w_enc_NFD"].spec
     assert w_spec[0] == "expert", w_spec
     sharded = jax.jit(_value_and_grad(model), in_shardings=(p_shard, a_shard, x_shard))(
         jax.device_put(params, p_shard), jax.device_put(aux, a_shard), jax.device_put(x, x_shard))
@@ -52,7 +52,7 @@ def test_dense_baseline_shards_latents_over_expert_axis():
   single = jax.jit(_value_and_grad(model))(params, aux, x)
   mesh = mesh_lib.make_mesh({"data": 2, "expert": 4})
   p_shard = sharding.tree_shardings(params, mesh, models.RULES)
-  assert p_shard["w_enc_DM"].spec == jax.sharding.PartitionSpec(None, "expert")
+  assert p_shard["w_enc_MD"].spec == jax.sharding.PartitionSpec("expert", None)
   a_shard = sharding.tree_shardings(aux, mesh, models.RULES)
   sharded = jax.jit(_value_and_grad(model), in_shardings=(p_shard, a_shard, sharding.data_sharding(mesh, 2)))(
       params, aux, x)

@@ -25,10 +25,8 @@ from sae import metrics
 from sae.config import ModelConfig
 
 RULES = (
-    (r"_NDF$", P("expert", None, None)),   # w_enc_NDF: expert encoders
-    (r"_NFD$", P("expert", None, None)),   # w_dec_NFD: expert decoders
-    (r"_DM$", P(None, "expert")),          # w_enc_DM: dense encoders, latents sharded
-    (r"_MD$", P("expert", None)),          # w_dec_MD: dense decoders
+    (r"_NFD$", P("expert", None, None)),   # w_enc_NFD, w_dec_NFD: expert encoders and decoders
+    (r"_MD$", P("expert", None)),          # w_enc_MD, w_dec_MD: dense encoders and decoders
     (r"_M$", P("expert")),                 # per-latent vectors, tokens_since_fired_M
 )
 

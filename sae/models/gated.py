@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 
 from sae.models.relu import DenseCodesSAE
+from sae.models.topk import encoder_product
 
 
 class Gated(DenseCodesSAE):
@@ -21,9 +22,7 @@ class Gated(DenseCodesSAE):
     return dict(params, b_gate_M=b_enc_M, b_mag_M=b_enc_M, r_mag_M=jnp.zeros_like(b_enc_M))
 
   def _paths(self, params, x_BD):
-    w_DM = params["w_enc_DM"]
-    with jax.named_scope("encode"):
-      xw_BM = x_BD @ w_DM - params["b_pre_D"] @ w_DM
+    xw_BM = encoder_product(params["w_enc_MD"], params["b_pre_D"], x_BD)
     pi_gate_BM = xw_BM + params["b_gate_M"]
     pi_mag_BM = jnp.exp(params["r_mag_M"]) * xw_BM + params["b_mag_M"]
     return pi_gate_BM, pi_mag_BM

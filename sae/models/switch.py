@@ -50,17 +50,17 @@ class Switch(SAE):
         "w_router_ND": jax.random.normal(k_router, (n, d), jnp.float32) / jnp.sqrt(d),
         "b_router_D": jnp.zeros((d,), jnp.float32),
         "b_pre_D": jnp.zeros((d,), jnp.float32),
-        "w_enc_NDF": jnp.swapaxes(w_NFD, 1, 2),
+        "w_enc_NFD": w_NFD,
         "w_dec_NFD": unit_rows(w_NFD),
     }
     if self.shared:
       w_JD = jax.random.normal(k_shared, (self.cfg.shared_width, d), jnp.float32) / jnp.sqrt(d)
-      params.update(w_enc_shared_DJ=w_JD.T, w_dec_shared_JD=unit_rows(w_JD),
+      params.update(w_enc_shared_JD=w_JD, w_dec_shared_JD=unit_rows(w_JD),
                     b_enc_shared_J=jnp.zeros((self.cfg.shared_width,), jnp.float32))
     return params
 
   def _shared_codes(self, params, x_BD):
-    shared = {"w_enc_DM": params["w_enc_shared_DJ"], "b_pre_D": params["b_pre_D"],
+    shared = {"w_enc_MD": params["w_enc_shared_JD"], "b_pre_D": params["b_pre_D"],
               "b_enc_M": params["b_enc_shared_J"]}
     return dispatch.topk_relu(pre_activations(shared, x_BD), self.cfg.shared_k)
 
@@ -69,7 +69,7 @@ class Switch(SAE):
     cfg = self.cfg
     rt = dispatch.route(params["w_router_ND"], params["b_router_D"], x_BD)
     scale_B = rt.prob_B if cfg.p_scaling == "softmax" else jnp.ones_like(rt.prob_B)
-    args = (x_BD, params["b_pre_D"], params["w_enc_NDF"], rt.expert_B, cfg.k)
+    args = (x_BD, params["b_pre_D"], params["w_enc_NFD"], rt.expert_B, cfg.k)
     routed_BD = None
     if cfg.dispatch == "capacity":
       slots = dispatch.encode_slots(*args, cfg.capacity_factor)
