@@ -36,6 +36,8 @@ def step_flops(cfg: ModelConfig, batch: int) -> float:
   d, k = cfg.d_model, cfg.k
   if cfg.kind == "topk":
     enc = 2 * batch * d * cfg.width                       # (B, D) x (D, M)
+    if cfg.encoder_grad == "sparse":                      # dW_enc: a k-row scatter-add
+      return enc + 4 * 2 * batch * k * d
     return 2 * enc + 3 * 2 * batch * k * d                # + dW_enc; decoder fwd, dvalues, dW_dec
   n = cfg.num_experts
   f = cfg.width // n
@@ -52,17 +54,24 @@ def step_flops(cfg: ModelConfig, batch: int) -> float:
   # dense per-expert (F, C) x (C, D) product, the sparse decoder's a k-row scatter-add.
   # (The expert decoder works in slot space: N * C rows, empty slots included.)
   dec = (2 * (2 * rows * k * d) + 2 * rows * f * d if expert_dec else 3 * 2 * batch * k * d)
-  return 2 * enc + dec + 3 * 2 * batch * d * n
+  sparse_grad = cfg.encoder_grad == "sparse" and cfg.dispatch == "capacity"
+  enc_grad = 2 * rows * k * d if sparse_grad else enc     # k-row scatter-add, or the dW product
+  return enc + enc_grad + dec + 3 * 2 * batch * d * n
 
 
 def variants(d: int, width: int, k: int, experts: list[int], oracle_at: list[int],
-             dropless_at: list[int], decoders: list[str]) -> dict[str, ModelConfig]:
+             dropless_at: list[int], decoders: list[str],
+             sparse_grad_at: list[int] = ()) -> dict[str, ModelConfig]:
   base = ModelConfig(kind="topk", d_model=d, width=width, k=k, aux_k=0)
-  out = {"topk": base}
+  # Dense TopK with the gradient sent to the k selected encoder rows only (OpenAI's TopK SAE
+  # kernels do the same): the strongest dense baseline on CPU, where its (D, M) dW dominates.
+  out = {"topk": base, "topk_sparse_grad": dataclasses.replace(base, encoder_grad="sparse")}
   for n in experts:
     sw = dataclasses.replace(base, kind="switch", num_experts=n, dispatch="capacity")
     for dec in decoders:
       out[f"switch{n}" + ("" if dec == decoders[0] else f"_{dec}")] = dataclasses.replace(sw, decoder=dec)
+    if n in sparse_grad_at:
+      out[f"switch{n}_sparse_grad"] = dataclasses.replace(sw, decoder=decoders[0], encoder_grad="sparse")
     if n in dropless_at:
       out[f"switch{n}_dropless"] = dataclasses.replace(sw, dispatch="dropless")
     if n in oracle_at:
@@ -116,6 +125,8 @@ def main():
   ap.add_argument("--experts", default="1,2,4,8,16,32")
   ap.add_argument("--oracle_at", default="8", help="N values that also get the masked oracle")
   ap.add_argument("--dropless_at", default="8", help="N values that also get sort + ragged_dot dispatch")
+  ap.add_argument("--sparse_grad_at", default="8,32",
+                  help="N values that also get encoder_grad='sparse' (k-row encoder gradient)")
   ap.add_argument("--decoders", default="auto", help="switch decoders to time: auto,sparse,expert")
   ap.add_argument("--rounds", type=int, default=5)
   ap.add_argument("--warmup", type=int, default=2,
@@ -133,6 +144,7 @@ def main():
   experts = [int(n) for n in args.experts.split(",") if n]
   oracle_at = [int(n) for n in args.oracle_at.split(",") if n]
   dropless_at = [int(n) for n in args.dropless_at.split(",") if n]
+  sparse_grad_at = [int(n) for n in args.sparse_grad_at.split(",") if n]
   mesh = mesh_lib.make_mesh({"data": 1, "expert": 1}, devices=jax.devices()[:1])
   x_BD = jnp.asarray(np.random.default_rng(0).normal(size=(args.batch, args.d)).astype(np.float32))
   w_DM = jnp.asarray(np.random.default_rng(1).normal(size=(args.d, args.width)).astype(np.float32))
@@ -140,7 +152,7 @@ def main():
 
   runs = {}
   for name, cfg in variants(args.d, args.width, args.k, experts, oracle_at, dropless_at,
-                                     args.decoders.split(",")).items():
+                                     args.decoders.split(","), sparse_grad_at).items():
     t0 = time.perf_counter()
     state, step = build_step(cfg, args.batch, mesh)
     state, _ = step(state, x_BD, jax.random.PRNGKey(0))   # compile + first step

@@ -29,7 +29,9 @@ class ModelConfig:
   balance_alpha: float = 3.0            # weight of the load-balancing loss
   shared_width: int = 0                 # width of an always-on shared expert (0: none)
   shared_k: int = 0                     # active latents of the shared expert
-  # TopK AuxK
+  # TopK and Switch (capacity dispatch)
+  encoder_grad: str = "dense"           # 'dense' (autodiff through all B x M pre-activations) |
+                                        # 'sparse' (only the k selected rows get gradient)
   aux_k: int = -1                       # latents in the AuxK reconstruction; -1: d/2; 0: no AuxK
   aux_coeff: float = 1.0 / 32           # AuxK loss weight
   dead_tokens: int = 10_000_000         # a latent unfired for this many tokens counts as dead
@@ -45,6 +47,8 @@ class ModelConfig:
       raise UserError(f"model.dispatch {self.dispatch!r} is unknown; use one of {', '.join(DISPATCHES)}")
     if self.decoder not in ("sparse", "expert", "auto"):
       raise UserError(f"model.decoder {self.decoder!r} is unknown; use 'sparse', 'expert' or 'auto'")
+    if self.encoder_grad not in ("dense", "sparse"):
+      raise UserError(f"model.encoder_grad {self.encoder_grad!r} is unknown; use 'dense' or 'sparse'")
     if self.p_scaling not in ("softmax", "heaviside"):
       raise UserError(f"model.p_scaling {self.p_scaling!r} is unknown; use 'softmax' or 'heaviside'")
     if self.d_model <= 0 or self.width <= 0:

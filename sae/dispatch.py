@@ -27,7 +27,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from sae.sparse import scan_unroll, sparse_decode
+from sae.sparse import scan_unroll, selected_pre, sparse_decode
 
 
 class Route(NamedTuple):
@@ -154,16 +154,25 @@ class Slots(NamedTuple):
   slot_B: jax.Array        # the token's slot, N * C when it was dropped
 
 
-def encode_slots(x_BD, b_pre_D, w_enc_NFD, expert_B, k: int, factor: float) -> Slots:
-  num_experts = w_enc_NFD.shape[0]
+def encode_slots(x_BD, b_pre_D, w_enc_NFD, expert_B, k: int, factor: float,
+                 sparse_grad: bool = False) -> Slots:
+  """sparse_grad: the encoder gradient reaches the k selected rows of each slot only (a k-row
+  scatter-add, sae.sparse.selected_pre) instead of the per-expert dW matmul."""
+  num_experts, width, d_model = w_enc_NFD.shape
   cap = capacity(x_BD.shape[0], num_experts, factor)
   with jax.named_scope("dispatch"):
     slot_B, token_S = slot_plan(expert_B, num_experts, cap)
     x_NCD = jnp.take(x_BD, token_S, axis=0, mode="fill", fill_value=0).reshape(num_experts, cap, -1)
   with jax.named_scope("encode"):
-    pre_NCF = expert_matmul(x_NCD, b_pre_D, w_enc_NFD)
-    values_NCK, local_NCK = topk_relu(pre_NCF, k)
-  return Slots(values_NCK, local_NCK, slot_B)
+    if not sparse_grad:
+      values_NCK, local_NCK = topk_relu(expert_matmul(x_NCD, b_pre_D, w_enc_NFD), k)
+      return Slots(values_NCK, local_NCK, slot_B)
+    pre_NCF = jax.lax.stop_gradient(expert_matmul(x_NCD, b_pre_D, w_enc_NFD))
+    values_NCK, local_NCK = grouped_top_k(pre_NCF, k)
+    values_SK = selected_pre(
+        values_NCK.reshape(-1, k), _flat_slots(local_NCK, width), x_NCD.reshape(-1, d_model),
+        w_enc_NFD.reshape(-1, d_model), b_pre_D, jnp.zeros((num_experts * width,), w_enc_NFD.dtype))
+  return Slots(jax.nn.relu(values_SK).reshape(values_NCK.shape), local_NCK, slot_B)
 
 
 def combine(slots: Slots, width: int) -> Encoded:

@@ -68,3 +68,41 @@ def to_dense(values_BK: jax.Array, indices_BK: jax.Array, width: int) -> jax.Arr
 def dense_decode(values_BK: jax.Array, indices_BK: jax.Array, w_dec_MD: jax.Array) -> jax.Array:
   """The reference: materialise z_BM and multiply by the whole dictionary."""
   return to_dense(values_BK, indices_BK, w_dec_MD.shape[0]) @ w_dec_MD
+
+
+@jax.custom_vjp
+def selected_pre(values_BK, indices_BK, x_BD, w_enc_MD, b_pre_D, b_enc_M):
+  """The pre-activations (x - b_pre) . w_enc[i] + b_enc[i] at the selected latents i.
+
+  The values come from the caller's dense forward (which the top-k needs anyway; it carries no
+  gradient), so this is the identity forward. Its VJP sends the gradient to the k selected rows
+  only: a k-row scatter-add into dW_enc instead of the dense (M, B) x (B, D) product that autodiff
+  through the (B, M) pre-activations computes, most of whose entries are zero."""
+  del indices_BK, x_BD, w_enc_MD, b_pre_D, b_enc_M
+  return values_BK
+
+
+def _selected_fwd(values_BK, indices_BK, x_BD, w_enc_MD, b_pre_D, b_enc_M):
+  return values_BK, (indices_BK, x_BD, w_enc_MD, b_pre_D, b_enc_M)
+
+
+def _selected_bwd(res, g_BK):
+  indices_BK, x_BD, w_enc_MD, b_pre_D, b_enc_M = res
+  centred_BD = x_BD - b_pre_D
+
+  def body(carry, slot):
+    g_w_MD, g_x_BD = carry
+    g_B, indices_B = slot
+    g_w_MD = g_w_MD.at[indices_B].add(g_B[:, None] * centred_BD, mode="promise_in_bounds")
+    g_x_BD = g_x_BD + g_B[:, None] * _rows(w_enc_MD, indices_B)   # dead code in training
+    return (g_w_MD, g_x_BD), None
+
+  with jax.named_scope("encode_bwd"):
+    (g_w_MD, g_x_BD), _ = jax.lax.scan(body, (jnp.zeros_like(w_enc_MD), jnp.zeros_like(x_BD)),
+                                       (g_BK.T, indices_BK.T))
+    g_b_enc_M = jnp.zeros_like(b_enc_M).at[indices_BK.reshape(-1)].add(g_BK.reshape(-1))
+    g_b_pre_D = -(g_b_enc_M @ w_enc_MD)
+  return (jnp.zeros_like(g_BK), None, g_x_BD, g_w_MD, g_b_pre_D.astype(b_pre_D.dtype), g_b_enc_M)
+
+
+selected_pre.defvjp(_selected_fwd, _selected_bwd)

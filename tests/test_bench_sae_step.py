@@ -12,12 +12,13 @@ from sae.config import ModelConfig
 def test_quick_benchmark_prints_table_and_writes_json(tmp_path, capsys):
   out = tmp_path / "bench" / "step.json"
   argv = ["bench_sae_step", "--quick", "--rounds=1", "--warmup=0", "--malloc=default",
-          "--oracle_at=4", "--dropless_at=", f"--out={out}"]
+          "--oracle_at=4", "--dropless_at=", "--sparse_grad_at=4", f"--out={out}"]
   with mock.patch.object(sys, "argv", argv):
     bench_sae_step.main()
   result = json.loads(out.read_text())
   rows = {r["variant"]: r for r in result["rows"]}
-  assert set(rows) == {"topk", "switch1", "switch4", "switch4_oracle", "switch16"}
+  assert set(rows) == {"topk", "topk_sparse_grad", "switch1", "switch4", "switch4_oracle",
+                       "switch4_sparse_grad", "switch16"}
   assert rows["topk"]["speedup_vs_topk"] == 1.0
   for row in rows.values():
     assert row["step_s"] > 0 and len(row["times_s"]) == 1
@@ -39,3 +40,6 @@ def test_step_flops_counts_the_encoder_work_each_dispatch_does():
   assert bench_sae_step.step_flops(sw, 16) == dense_enc / 4 + decoder + router
   oracle = dataclasses.replace(sw, dispatch="dense")
   assert bench_sae_step.step_flops(oracle, 16) == dense_enc + decoder + router
+  # Sparse encoder gradient: the forward product, then a k-row scatter-add instead of dW.
+  assert bench_sae_step.step_flops(dataclasses.replace(topk, encoder_grad="sparse"), 16) == (
+      dense_enc / 2 + 2 * 16 * 4 * 8 + decoder)

@@ -47,8 +47,10 @@ def _assert_tree_close(a, b, rtol=1e-4, atol=1e-5):
 
 @pytest.mark.parametrize("variant", [dict(dispatch="capacity"), dict(dispatch="dropless"),
                                      dict(dispatch="capacity", decoder="expert"),
-                                     dict(dispatch="capacity", p_scaling="heaviside")],
-                         ids=["capacity", "dropless", "capacity-expert-decoder", "heaviside"])
+                                     dict(dispatch="capacity", p_scaling="heaviside"),
+                                     dict(dispatch="capacity", encoder_grad="sparse")],
+                         ids=["capacity", "dropless", "capacity-expert-decoder", "heaviside",
+                              "capacity-sparse-encoder-grad"])
 def test_fast_dispatch_equals_masked_oracle(variant):
   params, x = _setup()
   oracle = _oracle(variant.get("p_scaling", "softmax"))
@@ -127,6 +129,27 @@ def test_expert_decoder_equals_per_expert_dense_product():
                              rtol=1e-5, atol=1e-5)
   _assert_tree_close(grads(dispatch.expert_decode), grads(dense))
   _assert_tree_close(jax.jit(lambda: grads(dispatch.expert_decode))(), grads(dense))
+
+
+@pytest.mark.parametrize("aux_k", [0, 6])
+def test_topk_sparse_encoder_grad_equals_dense(aux_k):
+  """encoder_grad='sparse' (k-row scatter VJP) against autodiff through the (B, M) pre-activations,
+  with AuxK over a mix of dead and live latents (the dead ones get gradient only through it)."""
+  cfg = dataclasses.replace(CFG, kind="topk", aux_k=aux_k, dead_tokens=1)
+  dense, sparse_ = (models.build(dataclasses.replace(cfg, encoder_grad=g)) for g in ("dense", "sparse"))
+  params, x = _setup()
+  params = dense.set_biases(dense.init(jax.random.PRNGKey(3)), x)
+  params = dict(params, b_enc_M=0.05 * jax.random.normal(jax.random.PRNGKey(4), (M,)))
+  # Half the latents dead: unfired for longer than dead_tokens.
+  aux = {"tokens_since_fired_M": jnp.where(jnp.arange(M) % 2 == 0, 10, 0).astype(jnp.int32)}
+  fn = lambda model: jax.jit(jax.value_and_grad(model.loss, has_aux=True))(params, aux, x, None)
+  (loss_d, (out_d, _)), grads_d = fn(dense)
+  (loss_s, (out_s, _)), grads_s = fn(sparse_)
+  np.testing.assert_allclose(loss_s, loss_d, rtol=1e-6)
+  if aux_k:
+    assert float(out_d["auxk_loss"]) > 0
+  _assert_tree_close(grads_s, grads_d)
+  assert float(jnp.max(jnp.abs(grads_s["w_enc_MD"]))) > 0
 
 
 @pytest.mark.parametrize("kind", ["switch", "topk", "batchtopk", "relu", "gated", "jumprelu"])

@@ -72,7 +72,7 @@ class Switch(SAE):
     args = (x_BD, params["b_pre_D"], params["w_enc_NFD"], rt.expert_B, cfg.k)
     routed_BD = None
     if cfg.dispatch == "capacity":
-      slots = dispatch.encode_slots(*args, cfg.capacity_factor)
+      slots = dispatch.encode_slots(*args, cfg.capacity_factor, cfg.encoder_grad == "sparse")
       enc = dispatch.combine(slots, self.expert_width)
       if self.expert_decoder:
         routed_BD = dispatch.decode_slots(slots, params["w_dec_NFD"])

@@ -8,9 +8,9 @@ import jax
 import jax.numpy as jnp
 
 from sae import metrics
-from sae.dispatch import topk_relu
+from sae.dispatch import grouped_top_k, topk_relu
 from sae.models.base import SAE, unit_rows
-from sae.sparse import sparse_decode, to_dense
+from sae.sparse import selected_pre, sparse_decode, to_dense
 
 
 class SparseCodes(NamedTuple):
@@ -61,26 +61,37 @@ class TopK(SAE):
     # -1 means d/2 (the recipe), capped at the width so narrow dictionaries still work.
     return min(self.d_model // 2 if self.cfg.aux_k < 0 else self.cfg.aux_k, self.width)
 
+  def _select(self, params, x_BD, pre_BM, k):
+    """Top-k then ReLU; with encoder_grad='sparse' the gradient reaches only the selected rows."""
+    if self.cfg.encoder_grad == "dense":
+      return topk_relu(pre_BM, k)
+    values_BK, indices_BK = grouped_top_k(pre_BM, k)
+    values_BK = selected_pre(values_BK, indices_BK, x_BD, params["w_enc_MD"], params["b_pre_D"],
+                             params["b_enc_M"])
+    return jax.nn.relu(values_BK), indices_BK
+
   def loss(self, params, aux, x_BD, rng):
     del rng
     pre_BM = pre_activations(params, x_BD)
-    values_BK, indices_BK = topk_relu(pre_BM, self.cfg.k)
+    if self.cfg.encoder_grad == "sparse":
+      pre_BM = jax.lax.stop_gradient(pre_BM)
+    values_BK, indices_BK = self._select(params, x_BD, pre_BM, self.cfg.k)
     x_hat_BD = self.decode(params, SparseCodes(values_BK, indices_BK))
     out = metrics.reconstruction(x_BD, x_hat_BD)
     loss = out["mse"]
     dead_M = metrics.dead_mask(aux, self.cfg.dead_tokens)
     if self.aux_k:
-      auxk = self._auxk_loss(params, pre_BM, dead_M, x_BD - x_hat_BD)
+      auxk = self._auxk_loss(params, x_BD, pre_BM, dead_M, x_BD - x_hat_BD)
       loss = loss + self.cfg.aux_coeff * auxk
       out["auxk_loss"] = auxk
     new_aux = metrics.update_dead(aux, metrics.fired_sparse(values_BK, indices_BK, self.width), x_BD.shape[0])
     out.update(l0=metrics.l0_sparse(values_BK), dead_fraction=jnp.mean(dead_M.astype(jnp.float32)))
     return loss, (out, new_aux)
 
-  def _auxk_loss(self, params, pre_BM, dead_M, residual_BD):
+  def _auxk_loss(self, params, x_BD, pre_BM, dead_M, residual_BD):
     """Reconstruct the residual from the top aux_k dead latents, so dead latents get gradient."""
     masked_BM = jnp.where(dead_M, pre_BM, -jnp.inf)
-    values_BA, indices_BA = topk_relu(masked_BM, self.aux_k)
+    values_BA, indices_BA = self._select(params, x_BD, masked_BM, self.aux_k)
     e_hat_BD = sparse_decode(values_BA, indices_BA, params["w_dec_MD"])
     err = jnp.mean(jnp.sum(jnp.square(jax.lax.stop_gradient(residual_BD) - e_hat_BD), axis=-1))
     return jnp.where(jnp.any(dead_M), err, 0.0)
