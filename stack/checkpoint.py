@@ -47,10 +47,19 @@ class Checkpointer:
     step = self.latest_step() if step is None else step
     if step is None:
       raise FileNotFoundError(f"no checkpoint in {self.directory}")
-    restored = self.manager.restore(
-        step,
-        args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state),
-                                data=ocp.args.JsonRestore()))
+    try:
+      restored = self.manager.restore(
+          step,
+          args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state),
+                                  data=ocp.args.JsonRestore()))
+    except ValueError as e:
+      if "mismatch" not in str(e).lower():
+        raise
+      first = str(e).splitlines()[0]
+      raise UserError(
+          f"the checkpoint at step {step} in {self.directory} does not fit this run's train state "
+          f"({first[:200]}); it was written by another config or an older parameter layout "
+          "(SAE encoders are now w_enc_MD / w_enc_NFD); use a new --workdir") from e
     return restored["state"], dict(restored["data"]), step
 
   def wait(self) -> None:

@@ -87,3 +87,16 @@ def test_vector_metrics_are_written_as_lists(tmp_path):
   writer.close()
   assert read_jsonl(str(tmp_path / "metrics.jsonl")) == [
       {"step": 3, "loss": 1.5, "expert_load_N": [0.25, 0.75], "bad": "nan"}]
+
+
+def test_checkpoint_of_another_layout_is_one_clear_error(tmp_path):
+  import jax
+  import jax.numpy as jnp
+  from stack.checkpoint import Checkpointer
+  ckpt = Checkpointer(str(tmp_path), async_save=False)
+  ckpt.save(1, {"params": {"w_enc_DM": jnp.zeros((3, 4))}}, {"position": 1}, force=True)
+  ckpt.wait()
+  abstract = {"params": {"w_enc_MD": jax.ShapeDtypeStruct((4, 3), jnp.float32)}}
+  with pytest.raises(UserError, match="does not fit this run's train state.*new --workdir"):
+    ckpt.restore(abstract)
+  ckpt.close()
