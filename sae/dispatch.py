@@ -154,6 +154,13 @@ class Slots(NamedTuple):
   slot_B: jax.Array        # the token's slot, N * C when it was dropped
 
 
+def _flat_slots(local_NCK, width):
+  """(N, C, K) latent indices within each expert -> (N * C, K) indices into the flat dictionary."""
+  num_experts = local_NCK.shape[0]
+  offset_N11 = (jnp.arange(num_experts, dtype=local_NCK.dtype) * width)[:, None, None]
+  return (local_NCK + offset_N11).reshape(-1, local_NCK.shape[-1])
+
+
 def encode_slots(x_BD, b_pre_D, w_enc_NFD, expert_B, k: int, factor: float,
                  sparse_grad: bool = False) -> Slots:
   """sparse_grad: the encoder gradient reaches the k selected rows of each slot only (a k-row
@@ -179,9 +186,8 @@ def combine(slots: Slots, width: int) -> Encoded:
   """Slot codes -> token codes with flat latent indices; dropped tokens get all-zero values."""
   num_experts, cap, k = slots.values_NCK.shape
   with jax.named_scope("combine"):
-    offset_N11 = (jnp.arange(num_experts, dtype=jnp.int32) * width)[:, None, None]
     values_SK = slots.values_NCK.reshape(num_experts * cap, k)
-    indices_SK = (slots.local_NCK + offset_N11).reshape(num_experts * cap, k)
+    indices_SK = _flat_slots(slots.local_NCK, width)
     values_BK = jnp.take(values_SK, slots.slot_B, axis=0, mode="fill", fill_value=0)
     indices_BK = jnp.take(indices_SK, slots.slot_B, axis=0, mode="fill", fill_value=0)
   return Encoded(values_BK, indices_BK, slots.slot_B < num_experts * cap)
@@ -190,12 +196,6 @@ def combine(slots: Slots, width: int) -> Encoded:
 def encode_capacity(x_BD, b_pre_D, w_enc_NFD, expert_B, k: int, factor: float) -> Encoded:
   slots = encode_slots(x_BD, b_pre_D, w_enc_NFD, expert_B, k, factor)
   return combine(slots, w_enc_NFD.shape[1])
-
-
-def _flat_slots(local_NCK, width):
-  num_experts = local_NCK.shape[0]
-  offset_N11 = (jnp.arange(num_experts, dtype=local_NCK.dtype) * width)[:, None, None]
-  return (local_NCK + offset_N11).reshape(-1, local_NCK.shape[-1])
 
 
 @jax.custom_vjp
