@@ -58,8 +58,8 @@ class Checkpointer:
       first = str(e).splitlines()[0]
       raise UserError(
           f"the checkpoint at step {step} in {self.directory} does not fit this run's train state "
-          f"({first[:200]}); it was written by another config or an older parameter layout "
-          "(SAE encoders are now w_enc_MD / w_enc_NFD); use a new --workdir") from e
+          f"({first[:200]}); it was written by another config or an older parameter layout; "
+          "use a new --workdir") from e
     return restored["state"], dict(restored["data"]), step
 
   def wait(self) -> None:

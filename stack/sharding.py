@@ -4,9 +4,9 @@ A rule is (regex, PartitionSpec): the first regex that matches a parameter's '/'
 decides its sharding; anything unmatched is replicated. Each model keeps its rules in one list
 next to the shapes they describe, e.g.
 
-    SWITCH_RULES = (
-        (r"w_enc$", P("expert", None, None)),   # w_enc_NMD
-        (r"w_router$", P(None, None)),          # w_router_DN
+    MLP_RULES = (
+        (r"w_in$", P(None, "model")),    # w_in_DF: hidden units split over "model"
+        (r"w_out$", P("model", None)),   # w_out_FD
     )
 
 so the whole sharding policy of a model can be read (and changed per mesh) in one place.
