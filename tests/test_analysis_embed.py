@@ -1,4 +1,9 @@
-"""PCA against an eigendecomposition oracle; t-SNE keeps separated clusters apart."""
+"""PCA against an eigendecomposition oracle; t-SNE keeps separated clusters apart.
+
+t-SNE amplifies last-bit differences (another CPU's BLAS), so the t-SNE tests check cluster
+structure with settings under which it held with margin for 20 inputs perturbed by 1e-7 and
+five seeds, not one run's coordinates.
+"""
 
 import numpy as np
 import pytest
@@ -18,6 +23,15 @@ def _nn_label_agreement(xy_P2, label_P):
   d = ((xy_P2[:, None] - xy_P2[None]) ** 2).sum(-1)
   np.fill_diagonal(d, np.inf)
   return np.mean(label_P[d.argmin(axis=1)] == label_P)
+
+
+def _separation(xy_P2, label_P):
+  """Smallest distance between cluster centres over the largest mean radius of a cluster."""
+  k = label_P.max() + 1
+  centres = np.stack([xy_P2[label_P == c].mean(0) for c in range(k)])
+  within = max(np.linalg.norm(xy_P2[label_P == c] - centres[c], axis=1).mean() for c in range(k))
+  between = min(np.linalg.norm(centres[a] - centres[b]) for a in range(k) for b in range(a + 1, k))
+  return between / within
 
 
 def test_pca_matches_covariance_eigenvectors():
@@ -52,17 +66,18 @@ def test_tsne_keeps_clusters_apart():
   xy = embed.tsne(x.reshape(-1, 20), perplexity=15.0, num_steps=300, exaggeration_steps=100)
   assert xy.shape == (160, 2) and np.all(np.isfinite(xy))
   assert _nn_label_agreement(xy, label) > 0.95
-  centres = np.stack([xy[label == c].mean(0) for c in range(4)])
-  within = max(np.linalg.norm(xy[label == c] - centres[c], axis=1).mean() for c in range(4))
-  between = min(np.linalg.norm(centres[a] - centres[b]) for a in range(4) for b in range(a + 1, 4))
-  assert between > 3 * within
+  assert _separation(xy, label) > 3
 
 
 @pytest.mark.parametrize("method", ["pca", "tsne"])
 def test_embed_rows_colours_by_expert(method):
   x, _ = _clusters(num_clusters=3, per_cluster=30, dim=64, seed=2)  # expert e's rows cluster
-  out = embed.embed_rows(x, method=method, max_points=60, seed=0, perplexity=10.0, num_steps=250)
+  # For 60 points the automatic learning rate (its floor, 50) overshoots and can split a cluster
+  # in two; 10 with early exaggeration ending at step 100 separated all three every time.
+  out = embed.embed_rows(x, method=method, max_points=60, seed=0, perplexity=10.0, num_steps=250,
+                         exaggeration_steps=100, learning_rate=10.0)
   assert out["xy"].shape == (60, 2) and out["method"] == method
   np.testing.assert_array_equal(out["expert"], out["index"] // 30)
   assert len(set(out["index"].tolist())) == 60
   assert _nn_label_agreement(out["xy"], out["expert"]) > 0.95
+  assert _separation(out["xy"], out["expert"]) > 3

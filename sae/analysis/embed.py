@@ -4,6 +4,11 @@ Both are plain numpy. The t-SNE is the exact O(P^2) algorithm of van der Maaten 
 per-point Gaussian bandwidths calibrated to a perplexity by binary search, symmetrised
 affinities, a Student-t kernel in 2-D, early exaggeration, momentum and per-coordinate gains. It
 is meant for a few thousand points (the memory is a handful of P x P float64 matrices).
+
+t-SNE amplifies rounding differences, so its loop uses no BLAS: distances and the gradient are
+elementwise numpy and fixed-order sums, which give the same bits whatever the thread count. (The
+PCA and input distances still go through LAPACK/BLAS, so another CPU may still differ in the
+last bits; tests therefore check cluster structure with a margin, not coordinates.)
 """
 
 from __future__ import annotations
@@ -37,6 +42,13 @@ def pca(x_PD: np.ndarray, num_components: int = 2) -> np.ndarray:
 def _sq_distances(x_PD: np.ndarray) -> np.ndarray:
   sq_P = np.sum(x_PD * x_PD, axis=1)
   return np.maximum(sq_P[:, None] + sq_P[None, :] - 2.0 * x_PD @ x_PD.T, 0.0)
+
+
+def _sq_distances_2d(y_P2: np.ndarray) -> np.ndarray:
+  """Pairwise squared distances of 2-D points, elementwise (no BLAS: thread-count independent)."""
+  d0_PP = y_P2[:, None, 0] - y_P2[None, :, 0]
+  d1_PP = y_P2[:, None, 1] - y_P2[None, :, 1]
+  return d0_PP * d0_PP + d1_PP * d1_PP
 
 
 def conditional_affinities(dist2_PP: np.ndarray, perplexity: float, *, tol: float = 1e-5,
@@ -92,11 +104,12 @@ def tsne(x_PD: np.ndarray, *, perplexity: float = 30.0, num_steps: int = 1000,
   for step in range(num_steps):
     exaggeration = early_exaggeration if step < exaggeration_steps else 1.0
     momentum = 0.5 if step < exaggeration_steps else 0.8
-    kernel_PP = 1.0 / (1.0 + _sq_distances(y_P2))
+    kernel_PP = 1.0 / (1.0 + _sq_distances_2d(y_P2))
     np.fill_diagonal(kernel_PP, 0.0)
     q_PP = np.maximum(kernel_PP / kernel_PP.sum(), 1e-12)
     weight_PP = (exaggeration * p_PP - q_PP) * kernel_PP
-    grad_P2 = 4.0 * (weight_PP.sum(axis=1)[:, None] * y_P2 - weight_PP @ y_P2)
+    pulled_P2 = np.stack([(weight_PP * y_P2[None, :, c]).sum(axis=1) for c in range(2)], axis=1)
+    grad_P2 = 4.0 * (weight_PP.sum(axis=1)[:, None] * y_P2 - pulled_P2)
     # Gains grow where the gradient keeps pushing against the current motion (delta-bar-delta).
     same_sign = (grad_P2 > 0) == (velocity_P2 > 0)
     gains_P2 = np.maximum(np.where(same_sign, gains_P2 * 0.8, gains_P2 + 0.2), 0.01)
