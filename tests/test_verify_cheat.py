@@ -2,7 +2,7 @@
 import pytest
 
 from verify import cheat, hints
-from test_verify_fixtures import GROUND_TRUTH, TASK
+from test_verify_fixtures import GROUND_TRUTH, TASK, TERMINATION, TERMINATION_CHEAT
 
 HONEST = {
     "ground truth": GROUND_TRUTH,
@@ -29,6 +29,8 @@ CHEATS = {
     "deleted method": (TASK[:TASK.index("method Helper")], "deleted method Helper"),
     "bodyless lemma": (TASK + "\nlemma Trust(n: nat)\n  ensures Sum(n) == n\n", "without a body"),
     "new method": (TASK + "\nmethod Extra() {}\n", "added method Extra"),
+    "decreases star": (GROUND_TRUTH.replace("    invariant s == Sum(i)\n", "    invariant s == Sum(i)\n    decreases *\n")
+                       .replace("  ensures s == Sum(n)\n", "  ensures s == Sum(n)\n  decreases *\n"), "adds decreases *"),
 }
 
 
@@ -69,6 +71,14 @@ def test_strip_hints_removes_whole_multiline_hints():
   assert stripped.strip() == TASK.strip()
   kinds = [h.kind for h in hints.find_hints(HONEST["ghost variable"] + GROUND_TRUTH)]
   assert kinds.count("ghost") == 2 and kinds.count("invariant") == 2
+
+
+def test_decreases_star_already_in_the_input_may_stay():
+  task = TERMINATION_CHEAT
+  assert cheat.check_strict(task.replace("  r := 0;\n", "  assert y >= 0;\n  r := 0;\n"), task).ok
+  # The paper's check does not look at decreases clauses at all.
+  assert cheat.check_paper(TERMINATION_CHEAT, TERMINATION).ok
+  assert "adds decreases *" in cheat.check_strict(TERMINATION_CHEAT, TERMINATION).reason
 
 
 def test_leftover_fragments_are_found():

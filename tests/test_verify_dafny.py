@@ -4,9 +4,10 @@ import os
 
 import pytest
 
-from verify import data, dafny, heuristic
+from verify import backends, cheat, data, dafny, heuristic, loop
 from stack.errors import UserError
-from test_verify_fixtures import EASY, GROUND_TRUTH, TASK, make_data_dir
+from test_verify_fixtures import (COUNT, COUNT_BODYLESS, EASY, GROUND_TRUTH, TASK, TERMINATION, TERMINATION_CHEAT,
+                                  TERMINATION_HONEST, make_data_dir)
 
 # A loop that z3 cannot finish quickly: nonlinear arithmetic facts over a long chain of asserts.
 SLOW = "method Slow(x: int, y: int, z: int)\n{\n" + "".join(
@@ -32,6 +33,39 @@ def test_verdicts(verifier):
   assert fail.status == "failed" and "Error" in fail.first_error and "program.dfy(" in fail.first_error
   assert bad.status == "parse_error" and not bad.verified
   assert "dafnybench-" not in fail.output  # temporary paths are masked
+
+
+def _replay(verifier, task_input, answer, mode="strict"):
+  """The loop's records for one task whose only proposal is `answer`."""
+  task = data.Task("000", "Hostile", task_input, answer)
+  backend = backends.StaticBackend("hostile", answers={"000": answer})
+  pairs = loop.run_task(task, backend, verifier, loop.LoopSettings(attempts=1, cheat_check=mode))
+  return [rec for rec, _ in pairs]
+
+
+def test_decreases_star_verifies_but_is_a_cheat(verifier):
+  """Dafny accepts `decreases *` (termination unproved), so only the strict check stands in the way."""
+  attempt0, honest = _replay(verifier, TERMINATION, TERMINATION_HONEST)
+  assert attempt0["status"] == "failed" and "termination" in attempt0["first_error"]
+  assert honest["verified"] and honest["strict_ok"] and honest["success"]
+  _, hostile = _replay(verifier, TERMINATION, TERMINATION_CHEAT)
+  assert hostile["verified"] and hostile["paper_ok"] and not hostile["success"]
+  assert hostile["strict_reason"].startswith("adds decreases *")
+  _, paper = _replay(verifier, TERMINATION, TERMINATION_CHEAT, mode="paper")
+  assert paper["success"]  # the published check lets it through: reported, not hidden
+
+
+def test_nothing_verified_is_not_verified(verifier):
+  """ "0 verified, 0 errors" for an answer whose input had proof obligations is a failure."""
+  res = verifier.verify(COUNT_BODYLESS)
+  assert res.status == "vacuous" and "0 verified, 0 errors" in res.output and not res.verified
+  attempt0, hostile = _replay(verifier, COUNT, COUNT_BODYLESS, mode="paper")
+  assert attempt0["status"] == "failed"
+  assert hostile["status"] == "vacuous" and hostile["paper_ok"] and not hostile["verified"]
+  assert not hostile["success"] and not cheat.check_strict(COUNT_BODYLESS, COUNT).ok
+  # Where the input itself has nothing to verify, nothing is all there is to prove.
+  (same,) = _replay(verifier, COUNT_BODYLESS, COUNT_BODYLESS)
+  assert same["attempt"] == 0 and same["status"] == "vacuous" and same["verified"] and same["success"]
 
 
 def test_cache_hits_and_keys(verifier, tmp_path):

@@ -28,6 +28,37 @@ method Helper(x: int) returns (y: int)
 
 GROUND_TRUTH = TASK.replace("  while i < n\n", "  while i < n\n    invariant 0 <= i <= n\n    invariant s == Sum(i)\n")
 
+# A loop whose termination Dafny cannot guess: the honest hint is `decreases x, y`; `decreases *`
+# verifies too, by declaring the loop (and the method) possibly non-terminating.
+TERMINATION = """method Drain(a: nat, b: nat) returns (r: nat)
+  ensures r == 0
+{
+  var x, y := a, b;
+  while x > 0 || y > 0
+  {
+    if y > 0 { y := y - 1; } else { x := x - 1; y := 10; }
+  }
+  r := 0;
+}
+"""
+TERMINATION_HONEST = TERMINATION.replace("  while x > 0 || y > 0\n", "  while x > 0 || y > 0\n    decreases x, y\n")
+TERMINATION_CHEAT = TERMINATION.replace("  while x > 0 || y > 0\n", "  while x > 0 || y > 0\n    decreases *\n").replace(
+    "  ensures r == 0\n", "  ensures r == 0\n  decreases *\n")
+
+# Needs a loop invariant; with its body deleted (spec lines kept) Dafny has nothing left to check
+# and reports "0 verified, 0 errors".
+COUNT = """method CountUp(n: nat) returns (i: nat)
+  ensures i == n
+{
+  i := 0;
+  while i < n
+  {
+    i := i + 1;
+  }
+}
+"""
+COUNT_BODYLESS = COUNT[:COUNT.index("{")]
+
 # Verifies with no hints at all.
 EASY = """method Max(a: int, b: int) returns (m: int)
   ensures m >= a && m >= b

@@ -2,8 +2,8 @@
 
 Two checks. `paper` re-implements the published harness's weak test: the requires/ensures lines
 must be the same list and the text may not contain `{:verify false}` or `assume false`. `strict`
-asks for everything but hints to be unchanged: no assume, {:axiom}, {:verify false} or new
-{:extern}; no deleted declaration; new helper lemmas/functions/predicates only with a body; and
+asks for everything but hints to be unchanged: no assume, {:axiom}, {:verify false}, new
+{:extern} or new `decreases *` (which switches the termination proof off); no deleted declaration; new helper lemmas/functions/predicates only with a body; and
 the program with hints stripped (and new helpers cut out) equal token for token, comments,
 whitespace and parentheses around a whole loop/if guard aside, to the task input with hints stripped (or to the ground truth so stripped, which
 differs for the 49 inputs with hint fragments left behind).
@@ -62,12 +62,19 @@ def _line_of(text: str, offset: int) -> int:
 
 
 def _forbidden_uses(text: str) -> list[tuple[str, int]]:
-  """(construct, offset) for each assume / {:axiom} / {:verify false} / {:extern} in the code."""
+  """(construct, offset) for each assume / {:axiom} / {:verify false} / {:extern} / decreases * in the code.
+
+  `decreases *` is a hint to the hint stripper (it removes every decreases clause), but it is no
+  hint to Dafny: it declares the loop or method possibly non-terminating, skipping the termination
+  proof the task asks for, so it is counted here like an assumption.
+  """
   toks, out = code_tokens(text), []
   for i, tok in enumerate(toks):
     nxt = [t.text for t in toks[i + 1:i + 4]]
     if tok.text == "assume":
       out.append(("assume false" if nxt[:1] == ["false"] else "assume", tok.start))
+    elif tok.text == "decreases" and nxt[:1] == ["*"]:
+      out.append(("decreases *", tok.start))
     elif tok.text == "{" and nxt[:1] == [":"]:
       if nxt[1:2] == ["axiom"]:
         out.append(("{:axiom}", tok.start))
@@ -82,7 +89,7 @@ def _forbidden(answer: str, task_input: str) -> str:
   """Why the answer escapes verification, or "".
 
   Skipping verification outright is always rejected (8 task inputs already do it: flagged, not
-  forgiven). Other assumptions and axioms are rejected when the answer has more than the input;
+  forgiven). Other assumptions, axioms and `decreases *` are rejected when the answer has more than the input;
   those the input already has must then stay unchanged, which the token comparison checks.
   """
   given = [w for w, _ in _forbidden_uses(task_input)]

@@ -20,16 +20,19 @@ import tempfile
 import time
 from typing import Callable, Sequence
 
+from stack import fileio
 from stack.errors import UserError
 
 _REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 DEFAULT_CACHE = _REPO_ROOT / ".cache" / "dafny"
 _OUTPUT_KEEP = 4000  # characters of verifier output kept per result (enough for feedback)
+# Bumped whenever _classify changes, so cached verdicts of an older classification are not reused.
+_CLASSIFIER = 2
 
 
 @dataclasses.dataclass(frozen=True)
 class VerifyResult:
-  status: str            # verified | failed | parse_error | timeout | crash | no_code
+  status: str            # verified | vacuous | failed | parse_error | timeout | crash | no_code
   seconds: float         # wall time of the verifier call (the original call's, when cached)
   first_error: str       # first error line, file path masked; "" when verified
   output: str            # verifier output, file path masked, truncated
@@ -104,7 +107,7 @@ class Dafny:
       return None
     # The solver is keyed by its version, not its path, so caches move between machines.
     flags = [re.sub(r"(z3exe:|solver-path=).*", r"\1z3", f) for f in self._flags()]
-    key = json.dumps([text, self.version, self.z3_version, flags, self.timeout_s])
+    key = json.dumps([text, self.version, self.z3_version, flags, self.timeout_s, _CLASSIFIER])
     digest = hashlib.sha256(key.encode("utf-8")).hexdigest()
     return self.cache_dir / digest[:2] / f"{digest}.json"
 
@@ -118,10 +121,7 @@ class Dafny:
         pass  # a torn or foreign cache file: verify again and overwrite it
     result = self._run(text)
     if path:
-      path.parent.mkdir(parents=True, exist_ok=True)
-      tmp = path.with_suffix(f".tmp{os.getpid()}.{id(result)}")
-      tmp.write_text(json.dumps(dataclasses.asdict(result)), "utf-8")
-      os.replace(tmp, path)
+      fileio.write_json(path, dataclasses.asdict(result), indent=None)
     return result
 
   def _run(self, text: str) -> VerifyResult:
@@ -161,6 +161,10 @@ class Dafny:
 def _classify(returncode: int, output: str) -> str:
   if "File contains no code" in output:
     return "no_code"
+  # "0 verified, 0 errors" proves nothing (no method body, everything skipped): not a success by
+  # itself; the loop accepts it only where the task input has nothing to verify either.
+  if returncode == 0 and re.search(r"(?<!\d)0 verified, 0 errors", output):
+    return "vacuous"
   if returncode == 0 and re.search(r"verified, 0 errors", output):
     return "verified"
   if re.search(r"parse errors? detected|resolution/type errors? detected|Error: unknown switch", output):

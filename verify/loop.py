@@ -2,8 +2,6 @@
 feedback, each verified and cheat-checked, one JSONL line per attempt, resumable."""
 import concurrent.futures
 import dataclasses
-import json
-import os
 import pathlib
 import random
 import sys
@@ -12,6 +10,7 @@ import time
 import traceback
 from typing import Sequence
 
+from stack import fileio
 from verify import cheat
 from verify.backends import Attempt, Backend, Proposal
 from verify.dafny import Dafny, VerifyResult
@@ -22,38 +21,19 @@ RESULTS = "results.jsonl"
 ANSWERS = "answers.jsonl"
 
 
-class JsonlLog:
-  """Append-only JSONL shared by worker threads; each line is flushed as soon as it is written."""
-
-  def __init__(self, path: pathlib.Path):
-    self.path, self._lock = path, threading.Lock()
-    # A crash can leave a torn last line; start on a fresh line so the next record stays whole.
-    if path.is_file() and path.stat().st_size:
-      with open(path, "rb+") as f:
-        f.seek(-1, os.SEEK_END)
-        if f.read(1) != b"\n":
-          f.write(b"\n")
-
-  def append(self, record: dict) -> None:
-    line = json.dumps(record, ensure_ascii=False) + "\n"
-    with self._lock, open(self.path, "a", encoding="utf-8") as f:
-      f.write(line)
-      f.flush()
-      os.fsync(f.fileno())
+def repair_jsonl(path: pathlib.Path) -> None:
+  """Cut a line torn by a crash mid-write off the end, so appends start on a whole line."""
+  if not path.is_file() or not path.stat().st_size:
+    return
+  data = path.read_bytes()
+  if not data.endswith(b"\n"):
+    with open(path, "rb+") as f:
+      f.truncate(data.rfind(b"\n") + 1)
 
 
 def read_jsonl(path: str | pathlib.Path) -> list[dict]:
-  """All complete lines; a line torn by a crash mid-write is skipped."""
-  path = pathlib.Path(path)
-  if not path.is_file():
-    return []
-  out = []
-  for line in path.read_text("utf-8").splitlines():
-    try:
-      out.append(json.loads(line))
-    except ValueError:
-      continue
-  return out
+  """All complete lines of a results/answers file (none when it does not exist yet)."""
+  return fileio.read_jsonl(path) if pathlib.Path(path).is_file() else []
 
 
 @dataclasses.dataclass
@@ -65,9 +45,9 @@ class LoopSettings:
 
 
 def _record(task: Task, model: str, attempt: int, answer: str | None, res: VerifyResult | None,
-            strict: cheat.Verdict, paper: cheat.Verdict, mode: str, error: str = "") -> dict:
+            strict: cheat.Verdict, paper: cheat.Verdict, mode: str, error: str = "",
+            verified: bool = False) -> dict:
   verdict = strict if mode == "strict" else paper
-  verified = bool(res and res.verified)
   return {
       "test_id": task.test_id, "name": task.name, "model": model, "attempt": attempt,
       "verified": verified, "status": res.status if res else "no_program",
@@ -82,19 +62,31 @@ def _record(task: Task, model: str, attempt: int, answer: str | None, res: Verif
   }
 
 
+def counts_as_verified(res: VerifyResult, task: Task, dafny: Dafny) -> bool:
+  """Verified, or "0 verified, 0 errors" for a task whose input has nothing to verify either.
+
+  An answer that leaves Dafny nothing to check (bodies deleted, everything skipped) proves
+  nothing, so where the input had proof obligations it is a failure, not a success.
+  """
+  if res.status == "vacuous":
+    return dafny.verify(task.hints_removed).status == "vacuous"
+  return res.verified
+
+
 def run_task(task: Task, backend: Backend, dafny: Dafny, settings: LoopSettings) -> list[tuple[dict, str]]:
   """(record, answer) for each attempt of one task; the last record has final=True."""
   out: list[tuple[dict, str]] = []
 
   def judge(attempt: int, proposal: Proposal) -> tuple[dict, VerifyResult | None, cheat.Verdict]:
     strict = paper = cheat.Verdict(False, proposal.error)
-    res = None
+    res, verified = None, False
     if proposal.program is not None:
       res = dafny.verify(proposal.program)
+      verified = counts_as_verified(res, task, dafny)
       strict = cheat.check_strict(proposal.program, task.hints_removed, task.ground_truth)
       paper = cheat.check_paper(proposal.program, task.hints_removed)
     rec = _record(task, backend.name, attempt, proposal.program, res, strict, paper,
-                  settings.cheat_check, proposal.error)
+                  settings.cheat_check, proposal.error, verified)
     out.append((rec, proposal.program or proposal.reply))
     return rec, res, (strict if settings.cheat_check == "strict" else paper)
 
@@ -117,9 +109,9 @@ def run_task(task: Task, backend: Backend, dafny: Dafny, settings: LoopSettings)
     out.append((_record(task, backend.name, 1, None, None, cheat.Verdict(False), cheat.Verdict(False),
                         settings.cheat_check, "backend proposed nothing"), ""))
   if settings.check_ground_truth:
-    gt = dafny.verify(task.ground_truth)
+    gt = counts_as_verified(dafny.verify(task.ground_truth), task, dafny)
     for rec, _ in out:
-      rec["ground_truth_verified"] = gt.verified
+      rec["ground_truth_verified"] = gt
   out[-1][0]["final"] = True
   return out
 
@@ -134,7 +126,9 @@ def run_tasks(tasks: Sequence[Task], backend: Backend, dafny: Dafny, settings: L
   todo = [t for t in tasks if t.test_id not in finished]
   # A fixed shuffle: a run stopped part-way has done a random sample, not one alphabetical corner.
   random.Random(0).shuffle(todo)
-  results, answers = JsonlLog(out_dir / RESULTS), JsonlLog(out_dir / ANSWERS)
+  results, answers = out_dir / RESULTS, out_dir / ANSWERS
+  repair_jsonl(results)
+  repair_jsonl(answers)
   print(f"[{backend.name}] {len(tasks) - len(todo)} of {len(tasks)} tasks already done in {out_dir}; "
         f"running {len(todo)} with {workers} workers", flush=True)
   start, solved, count = time.monotonic(), 0, 0
@@ -167,8 +161,9 @@ def run_tasks(tasks: Sequence[Task], backend: Backend, dafny: Dafny, settings: L
       for rec, answer in pairs:
         if (rec["test_id"], rec["attempt"]) in written and not rec.get("final"):
           continue  # a resumed task re-derives earlier attempts (from the caches); keep one copy
-        results.append(rec)
-        answers.append({"test_id": rec["test_id"], "attempt": rec["attempt"], "answer": answer})
+        # Only this thread writes, so lines never interleave.
+        fileio.append_jsonl(results, rec)
+        fileio.append_jsonl(answers, {"test_id": rec["test_id"], "attempt": rec["attempt"], "answer": answer})
       count += bool(pairs)
       solved += any(r["success"] for r, _ in pairs)
       if pairs and (count % 10 == 0 or count == len(todo)):
