@@ -168,10 +168,11 @@ def test_kill_9_then_rerun_resumes(tiny_gpt2, tmp_path):
 
 
 def test_manifest_records_corpus_and_tokens_per_source(tiny_gpt2, tmp_path):
-  manifest = harvest.harvest(_cfg(tiny_gpt2, sources=("bible", "pystdlib")), str(tmp_path))
+  manifest = harvest.harvest(_cfg(tiny_gpt2, sources=("bible", "pystdlib"), max_tokens=12_800,
+                                 shard_tokens=4_000), str(tmp_path))
   c = manifest["counts"]
   assert c["tokens_bible"] > 0 and c["tokens_pystdlib"] > 0
-  assert c["tokens_bible"] + c["tokens_pystdlib"] == c["seen"] == 640
+  assert c["tokens_bible"] + c["tokens_pystdlib"] == c["seen"] == 12_800
   corpus = manifest["identity"]["corpus"]
   assert corpus["pystdlib"] == text.fingerprint("pystdlib")
   assert set(corpus) == {"bible", "pystdlib"}
