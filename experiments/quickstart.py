@@ -14,7 +14,7 @@ Variant `smoke`: synthetic activations, seconds (used by the tests).
 from experiments import switch_paper
 from stack.config import parse_variants
 
-LIBRARY_CONFIG = "sae.experiment:SweepConfig"
+LIBRARY_CONFIG = "sae.sweep:SweepConfig"
 
 
 def get_config(variant=None):

@@ -20,7 +20,7 @@ import ml_collections
 
 from stack.config import parse_variants
 
-LIBRARY_CONFIG = "sae.experiment:SweepConfig"
+LIBRARY_CONFIG = "sae.sweep:SweepConfig"
 
 _PARTS = {"flop_matched": ("flop_matched",), "width_matched": ("width_matched",),
           "baselines": ("baselines",), "alpha_sweep": ("alpha",), "scaling": ("scaling",)}
@@ -98,7 +98,7 @@ def get_config(variant=None):
   c.alpha_experts = 8                 # N of the alpha sweep, width-matched
   c.alpha_k = 32                      # k of the alpha sweep and of the scaling runs (paper)
   c.alpha = 3.0                       # alpha of every other Switch run (paper)
-  c.alpha_per_unit_norm = True        # balance weight alpha / d (see sae.experiment.SweepConfig)
+  c.alpha_per_unit_norm = True        # balance weight alpha / d (see sae.sweep.SweepConfig)
   c.scaling_widths = (512, 1024, 2048, 4096)  # M of the scaling runs (paper: 2^11 .. 2^17)
   c.scaling_experts = (1, 8)          # 1 = dense TopK (paper: TopK, N = 8, N = 64)
   c.lr_scale = 4.0                    # short CPU runs: 4x the recipe's width-scaled lr

@@ -24,19 +24,20 @@ flags.DEFINE_integer("num_workers", 4, "LLM requests in flight at once.")
 
 def main(argv):
   common.check_argv(argv)
-  from sae import experiment  # pylint: disable=import-outside-toplevel
+  from sae import sweep  # pylint: disable=import-outside-toplevel
+  from sae.interpret import interpret  # pylint: disable=import-outside-toplevel
   from sae.analysis.chat import ChatClient  # pylint: disable=import-outside-toplevel
   from stack.config import to_dataclass  # pylint: disable=import-outside-toplevel
   from stack.errors import UserError  # pylint: disable=import-outside-toplevel
   f = flags.FLAGS
   if not (f.run and f.url and f.model):
     raise UserError("--run, --url and --model are required")
-  cfg = to_dataclass(common.load_config_flag(), experiment.SweepConfig)
+  cfg = to_dataclass(common.load_config_flag(), sweep.SweepConfig)
   workdir = common.workdir_flag()
   out = os.path.join(workdir, "runs", f.run, "autointerp.jsonl")
   client = ChatClient(f.url, f.model, cache_dir=os.path.join(workdir, "chat_cache"))
-  summary = experiment.interpret(cfg, workdir, f.run, client, out, num_latents=f.num_latents,
-                                 num_tokens=f.num_tokens, num_workers=f.num_workers)
+  summary = interpret(cfg, workdir, f.run, client, out, num_latents=f.num_latents,
+                      num_tokens=f.num_tokens, num_workers=f.num_workers)
   print(f"detection accuracy {summary['mean_detection_accuracy']} over {summary['num_scored']} "
         f"latents; rows in {out}", flush=True)
 

@@ -28,11 +28,11 @@ def table(runs: list[dict]) -> str:
 def main(argv):
   common.check_argv(argv)
   logging.set_verbosity(logging.WARNING)
-  from sae import experiment  # pylint: disable=import-outside-toplevel
+  from sae import sweep as sweep_lib  # pylint: disable=import-outside-toplevel
   from stack.config import to_dataclass  # pylint: disable=import-outside-toplevel
-  cfg = to_dataclass(common.load_config_flag(), experiment.SweepConfig)
+  cfg = to_dataclass(common.load_config_flag(), sweep_lib.SweepConfig)
   workdir = common.workdir_flag()
-  sweep = experiment.run_sweep(cfg, workdir)
+  sweep = sweep_lib.run_sweep(cfg, workdir)
   print(table(sweep["runs"]), flush=True)
   print(f"results: {workdir}/sweep.json", flush=True)
 

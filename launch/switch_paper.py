@@ -20,18 +20,18 @@ flags.DEFINE_bool("figures_only", False, "Skip training; draw the figures from t
 def main(argv):
   common.check_argv(argv)
   logging.set_verbosity(logging.WARNING)  # orbax logs every checkpoint at INFO
-  from sae import experiment, paper_figures  # pylint: disable=import-outside-toplevel
+  from sae import paper_figures, sweep  # pylint: disable=import-outside-toplevel
   from stack.config import to_dataclass  # pylint: disable=import-outside-toplevel
-  cfg = to_dataclass(common.load_config_flag(), experiment.SweepConfig)
+  cfg = to_dataclass(common.load_config_flag(), sweep.SweepConfig)
   workdir = common.workdir_flag()
   results = os.path.abspath(flags.FLAGS.results_dir or os.path.join(workdir, "figures"))
   if not flags.FLAGS.figures_only:
-    experiment.run_sweep(cfg, workdir)
+    sweep.run_sweep(cfg, workdir)
   elif not os.path.isdir(os.path.join(workdir, "runs")):
     from stack.errors import UserError  # pylint: disable=import-outside-toplevel
     raise UserError(f"{workdir} holds no runs; run without --figures_only first")
   else:
-    experiment.write_sweep(cfg, workdir)
+    sweep.write_sweep(cfg, workdir)
   figures = paper_figures.write_figures(workdir, results)
   shutil.copyfile(os.path.join(workdir, "sweep.json"), os.path.join(results, "sweep.json"))
   print(f"{len(figures)} figures in {results}", flush=True)

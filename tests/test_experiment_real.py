@@ -15,7 +15,7 @@ import threading
 import numpy as np
 import pytest
 
-from sae import experiment, paper_figures
+from sae import paper_figures, sweep as sweep_lib
 from sae.activations.store import ActivationStore
 from stack import config
 
@@ -40,9 +40,9 @@ class _Stub(http.server.BaseHTTPRequestHandler):
     self.wfile.write(body)
 
 
-def _tiny_real_config() -> experiment.SweepConfig:
+def _tiny_real_config() -> sweep_lib.SweepConfig:
   base = config.to_dataclass(config.load_config(os.path.join(ROOT, "experiments", "switch_paper.py:smoke")),
-                             experiment.SweepConfig)
+                             sweep_lib.SweepConfig)
   data = dataclasses.replace(base.train.data, source="store", batch_size=128)
   harvest = dataclasses.replace(base.harvest, max_tokens=4096, batch_size=4, shard_tokens=1024,
                                 log_every=4)
@@ -58,7 +58,7 @@ def _tiny_real_config() -> experiment.SweepConfig:
 def test_real_sweep_splice_and_autointerp(tmp_path):
   cfg = _tiny_real_config()
   workdir = str(tmp_path / "sweep")
-  sweep = experiment.run_sweep(cfg, workdir)
+  sweep = sweep_lib.run_sweep(cfg, workdir)
   assert {r["name"] for r in sweep["runs"]} == {"topk_M64_k4", "switch_M64_N4_k4_a3"}
   train_store = ActivationStore(os.path.join(workdir, "acts", "train_f10"))
   rows_ND = np.concatenate([train_store.load(n)["acts"].astype(np.float32) for n, _ in train_store.shards])
@@ -79,7 +79,7 @@ def test_real_sweep_splice_and_autointerp(tmp_path):
     cfg_path.write_text(
         "import dataclasses, sys\n"
         f"sys.path.insert(0, {os.path.join(ROOT, 'tests')!r})\n"
-        "LIBRARY_CONFIG = 'sae.experiment:SweepConfig'\n"
+        "LIBRARY_CONFIG = 'sae.sweep:SweepConfig'\n"
         "def get_config(variant=None):\n"
         "  import ml_collections, test_experiment_real as t\n"
         "  return ml_collections.ConfigDict(dataclasses.asdict(t._tiny_real_config()))\n")

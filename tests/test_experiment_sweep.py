@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from sae import experiment, paper_figures
+from sae import evaluate, paper_figures, sweep as sweep_lib
 from sae.config import ModelConfig
 from stack import config
 
@@ -19,17 +19,17 @@ CONFIG = os.path.join(ROOT, "experiments", "switch_paper.py")
 
 
 def _cfg(variant="smoke"):
-  return config.to_dataclass(config.load_config(f"{CONFIG}:{variant}"), experiment.SweepConfig)
+  return config.to_dataclass(config.load_config(f"{CONFIG}:{variant}"), sweep_lib.SweepConfig)
 
 
 def test_expand_full_grid_dedupes_shared_runs():
   cfg = _cfg("")
-  names = [s.name for s in experiment.expand(cfg)]
+  names = [s.name for s in sweep_lib.expand(cfg)]
   assert len(names) == len(set(names))
   # TopK at each k is shared by both sweeps and the baselines, so it appears once with 4 groups.
-  topk = [s for s in experiment.expand(cfg) if s.name == "topk_M1024_k32"][0]
+  topk = [s for s in sweep_lib.expand(cfg) if s.name == "topk_M1024_k32"][0]
   assert topk.groups == ("flop_matched", "width_matched", "baselines", "scaling")
-  flop = [s for s in experiment.expand(cfg) if "flop_matched" in s.groups and s.train.model.kind == "switch"]
+  flop = [s for s in sweep_lib.expand(cfg) if "flop_matched" in s.groups and s.train.model.kind == "switch"]
   assert sorted({(s.train.model.num_experts, s.train.model.width) for s in flop}) == [
       (2, 2048), (4, 4096), (8, 8192)]
   assert len(flop) == 3 * 4
@@ -37,7 +37,7 @@ def test_expand_full_grid_dedupes_shared_runs():
   # of 32), + 2 x 4 L1 + 3 new alphas + 6 new scaling.
   assert len(names) == 32 - 1 + 8 + 3 + 6
   assert "switch_M1024_N32_k64_a3" not in names
-  alphas = {s.alpha: s.train.model.balance_alpha for s in experiment.expand(cfg) if "alpha" in s.groups}
+  alphas = {s.alpha: s.train.model.balance_alpha for s in sweep_lib.expand(cfg) if "alpha" in s.groups}
   assert alphas == {a: a / 576 for a in (0.0, 0.3, 3.0, 30.0)}
 
 
@@ -53,19 +53,19 @@ def test_flops_per_token_analytic():
   d = 576
   topk = ModelConfig(kind="topk", d_model=d, width=1024, k=32)
   switch = ModelConfig(kind="switch", d_model=d, width=8192, num_experts=8, k=32)
-  assert experiment.flops_per_token(topk, d) == 6 * (d * 1024 + 32 * d)
-  assert experiment.flops_per_token(switch, d) == 6 * (8 * d + d * 1024 + 32 * d)
+  assert sweep_lib.flops_per_token(topk, d) == 6 * (d * 1024 + 32 * d)
+  assert sweep_lib.flops_per_token(switch, d) == 6 * (8 * d + d * 1024 + 32 * d)
   # FLOP-matched: N times the parameters for only the router's extra cost.
-  assert experiment.flops_per_token(switch, d) / experiment.flops_per_token(topk, d) == pytest.approx(1.0068, abs=1e-3)
+  assert sweep_lib.flops_per_token(switch, d) / sweep_lib.flops_per_token(topk, d) == pytest.approx(1.0068, abs=1e-3)
   relu = ModelConfig(kind="relu", d_model=d, width=1024)
-  assert experiment.flops_per_token(relu, d) == 6 * 2 * d * 1024
+  assert sweep_lib.flops_per_token(relu, d) == 6 * 2 * d * 1024
 
 
 def test_smoke_sweep_end_to_end_and_resume(tmp_path):
   cfg = _cfg()
   workdir = str(tmp_path / "sweep")
-  sweep = experiment.run_sweep(cfg, workdir)
-  names = {s.name for s in experiment.expand(cfg)}
+  sweep = sweep_lib.run_sweep(cfg, workdir)
+  names = {s.name for s in sweep_lib.expand(cfg)}
   assert {r["name"] for r in sweep["runs"]} == names == set(os.listdir(os.path.join(workdir, "runs")))
   for r in sweep["runs"]:
     assert r["mse"] > 0 and 0 < r["fvu"] < 1.5 and r["l0"] > 0
@@ -76,9 +76,9 @@ def test_smoke_sweep_end_to_end_and_resume(tmp_path):
   assert len(on_disk["runs"]) == len(names) and on_disk["config"]["dense_width"] == 64
 
   # FVU and MSE agree with an independent numpy evaluation of one run's restored parameters.
-  spec = [s for s in experiment.expand(cfg) if s.name == "topk_M64_k4"][0]
-  model, params, _ = experiment.restore(spec.train, os.path.join(workdir, "runs", spec.name))
-  x_ND = experiment.heldout_rows(cfg, workdir)
+  spec = [s for s in sweep_lib.expand(cfg) if s.name == "topk_M64_k4"][0]
+  model, params, _ = evaluate.restore(spec.train, os.path.join(workdir, "runs", spec.name))
+  x_ND = evaluate.heldout_rows(cfg, workdir)
   x_hat_ND = np.asarray(model.reconstruct(params, x_ND))
   err = np.sum((x_ND - x_hat_ND) ** 2)
   row = [r for r in sweep["runs"] if r["name"] == spec.name][0]
@@ -94,7 +94,7 @@ def test_smoke_sweep_end_to_end_and_resume(tmp_path):
 
   # A rerun trains nothing: every run's checkpoints and results stay as they were.
   before = {n: os.path.getmtime(os.path.join(workdir, "runs", n, "result.json")) for n in names}
-  again = experiment.run_sweep(cfg, workdir)
+  again = sweep_lib.run_sweep(cfg, workdir)
   assert {n: os.path.getmtime(os.path.join(workdir, "runs", n, "result.json")) for n in names} == before
   assert [r["mse"] for r in again["runs"]] == [r["mse"] for r in sweep["runs"]]
 
@@ -102,17 +102,17 @@ def test_smoke_sweep_end_to_end_and_resume(tmp_path):
   victim = os.path.join(workdir, "runs", "topk_M64_k4")
   os.remove(os.path.join(victim, "result.json"))
   os.remove(os.path.join(victim, "train_seconds.json"))
-  redone = experiment.run_sweep(cfg, workdir)
+  redone = sweep_lib.run_sweep(cfg, workdir)
   assert [r["mse"] for r in redone["runs"] if r["name"] == "topk_M64_k4"] == [row["mse"]]
 
 
 def test_worker_lock(tmp_path):
   run_dir = str(tmp_path / "run")
-  assert experiment._claim(run_dir)  # pylint: disable=protected-access
-  assert not experiment._claim(run_dir)  # pylint: disable=protected-access
+  assert sweep_lib._claim(run_dir)  # pylint: disable=protected-access
+  assert not sweep_lib._claim(run_dir)  # pylint: disable=protected-access
   # A lock whose process is gone is taken over.
   dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
                         text=True, check=True).stdout.strip()
-  with open(os.path.join(run_dir, experiment.LOCK), "w") as f:
+  with open(os.path.join(run_dir, sweep_lib.LOCK), "w") as f:
     f.write(dead)
-  assert experiment._claim(run_dir)  # pylint: disable=protected-access
+  assert sweep_lib._claim(run_dir)  # pylint: disable=protected-access

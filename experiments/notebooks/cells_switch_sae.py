@@ -71,7 +71,7 @@ The load-balancing weight is alpha / d because the stored rows have unit mean sq
     ("code", '''
 import json
 
-from sae import experiment, train
+from sae import sweep, train
 from sae.config import DataConfig, ModelConfig, TrainConfig
 
 
@@ -86,7 +86,7 @@ def train_sae(kind, k):
     result = train.run(cfg, run_dir)
     label = f"Switch N={EXPERTS}" if kind == "switch" else "TopK"
     return dict(result, label=label, run_dir=run_dir, fvu=1.0 - result["fve"],
-                flops=experiment.flops_per_token(model, acts.d_model))
+                flops=sweep.flops_per_token(model, acts.d_model))
 
 
 results = [train_sae(kind, k) for k in KS for kind in ("switch", "topk")]
@@ -141,7 +141,7 @@ show_png(plots.training_plot(rows, os.path.join(WORKDIR, "switch_training.png"),
 Every run folder under `WORKDIR/runs` holds `metrics.jsonl`, `eval.json` and an orbax
 checkpoint; rerunning `train_sae` on the same folder resumes instead of retraining. For the
 paper's full sweeps (held-out text, loss recovered by splicing the reconstruction back into the
-model, FLOP- and width-matched families) see `sae.experiment.run_sweep` and
+model, FLOP- and width-matched families) see `sae.sweep.run_sweep` and
 `experiments/switch_paper.py`.
 """),
 ]
