@@ -12,7 +12,6 @@ from verify.runner import RunConfig, run
 @pytest.mark.slow
 def test_replay_agrees_with_published_outcomes(tmp_path):
   summary = run(RunConfig(model="replay:claude-3-opus", out=str(tmp_path / "opus"), cheat_check="paper"))
-  agreement = summary["published_agreement"]
-  # On programs whose ground truth verifies here and whose published output is that task's program.
-  assert agreement["ground_truth_verifies_own_output"]["rate"] >= 0.95
+  # The one definition of agreement (verify.scores.agreement), as in the comparison and README.
+  assert summary["published_agreement"]["agreement"]["rate"] >= 0.95
   assert summary["success"]["ground_truth_verifies"]["attempt"]["n"] >= 540

@@ -79,7 +79,7 @@ def test_chat_backend_retries_with_feedback_and_caches(api, first, data_dir, tmp
     summary = run(cfg)
     recs = loop.read_jsonl(tmp_path / "run" / "results.jsonl")
     assert [(r["attempt"], r["success"]) for r in recs] == [(0, False), (1, False), (2, True)]
-    assert summary["success"]["all"]["attempt"]["solved"] == 1 and summary["success_by_attempt"] == [0.0, 0.0, 1.0]
+    assert summary["success"]["all"]["attempt"]["solved"] == 1 and summary["success_by_attempt"]["all"] == [0.0, 0.0, 1.0]
     second = server.requests[1]["body"]["messages"][-1]["content"]
     if api == "openai":  # the verifier's complaint goes back to the model
       assert recs[1]["status"] == "failed" and "Dafny rejected" in second and "Error" in second
@@ -141,6 +141,17 @@ def test_cli_bad_input_exits_2_with_one_line(tmp_path):
   assert len(proc.stderr.strip().splitlines()) == 1
   assert "jax" not in subprocess.run([sys.executable, "-c", "import sys, verify.run; print(sorted(sys.modules))"],
                                      capture_output=True, text=True, timeout=120).stdout
+
+
+def test_cli_flags_are_the_config_fields(data_dir, tmp_path):
+  """Every RunConfig field is a flag of the same name (here two the old hand-copied list lacked)."""
+  proc = subprocess.run([sys.executable, "-m", "verify.run", "--model=none", f"--out={tmp_path / 'n'}",
+                         f"--data_dir={data_dir}", "--tasks=001", f"--verifier_cache={tmp_path / 'vc'}",
+                         "--llm_cache=unused", "--timeout_s=45"], capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert list((tmp_path / "vc").rglob("*.json"))
+  info = json.loads((tmp_path / "n" / "run.json").read_text())
+  assert info["verifier"]["timeout_s"] == 45.0 and info["tasks_selected"] == 1
 
 
 def test_interrupted_task_resumes_without_duplicates(data_dir, tmp_path):

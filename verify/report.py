@@ -1,56 +1,18 @@
-"""Turn a run's results.jsonl into summary.json and plots, and compare replays with the paper."""
-import collections
-import json
-import os
-import pathlib
-from typing import Iterable, Sequence
+"""A run's summary.json: success on the three subsets, by attempt, length and hint amount,
+cheat rejections, data flaws and, for replays, agreement with the published outcomes.
 
-from verify import hints
+Built from results.jsonl alone (plus the benchmark data read at run time), by the runner at the
+end of a run and again by `verify.compare` from the committed files; all counting is scores'.
+"""
+import collections
+import pathlib
+from typing import Sequence
+
+from verify import data, hints, scores
 from verify.data import Task
 from verify.lexer import code_tokens
 
-NUM_BINS = 10
 _DECLS = frozenset({"method", "function", "predicate", "lemma"})
-
-
-def write_json(path: pathlib.Path, obj) -> None:
-  tmp = path.with_suffix(path.suffix + f".tmp{os.getpid()}")
-  tmp.write_text(json.dumps(obj, indent=1, ensure_ascii=False) + "\n", "utf-8")
-  os.replace(tmp, path)
-
-
-def per_task(records: Iterable[dict]) -> dict[str, dict]:
-  """test_id -> first successful attempt under each verdict (None: never), and run facts."""
-  out: dict[str, dict] = {}
-  for r in records:
-    t = out.setdefault(r["test_id"], {"name": r["name"], "attempt": None, "strict": None, "paper": None,
-                                      "verified": None, "attempts": 0, "statuses": [], "final": False})
-    t["attempts"] = max(t["attempts"], r["attempt"])
-    t["statuses"].append(r["status"])
-    t["final"] |= bool(r.get("final"))
-    if "ground_truth_verified" in r:
-      t["ground_truth_verified"] = r["ground_truth_verified"]
-    for key, ok in (("attempt", r["success"]), ("strict", r["verified"] and r["strict_ok"]),
-                    ("paper", r["verified"] and r["paper_ok"]), ("verified", r["verified"])):
-      if ok and (t[key] is None or r["attempt"] < t[key]):
-        t[key] = r["attempt"]
-  return out
-
-
-def _rate(ids: Sequence[str], tasks: dict[str, dict], key: str) -> dict:
-  solved = sum(tasks[i][key] is not None for i in ids)
-  return {"n": len(ids), "solved": solved, "rate": round(solved / len(ids), 4) if ids else None}
-
-
-def _bins(ids: Sequence[str], value: dict[str, int], tasks: dict[str, dict], key: str) -> list[dict]:
-  """Success over 10 equal-count bins of `value` (the paper's binning)."""
-  order = sorted(ids, key=lambda i: value[i])
-  out = []
-  for b in range(NUM_BINS):
-    chunk = order[b * len(order) // NUM_BINS:(b + 1) * len(order) // NUM_BINS]
-    if chunk:
-      out.append({"lo": value[chunk[0]], "hi": value[chunk[-1]], **_rate(chunk, tasks, key)})
-  return out
 
 
 def data_flaws(task_list: Sequence[Task]) -> dict:
@@ -69,50 +31,60 @@ def data_flaws(task_list: Sequence[Task]) -> dict:
 
 def summarize(records: list[dict], task_list: Sequence[Task], run_info: dict) -> dict:
   by_id = {t.test_id: t for t in task_list}
-  tasks = {i: v for i, v in per_task(records).items() if i in by_id and v["final"]}
-  ids = sorted(tasks)
-  subsets = {"all": ids,
-             "ground_truth_verifies": [i for i in ids if tasks[i].get("ground_truth_verified")],
-             "needs_hints": [i for i in ids if not by_id[i].verifies_without_hints]}
+  tasks = {i: v for i, v in scores.per_task(records).items() if i in by_id}
+  subs = scores.subsets(tasks, by_id)
+  ids = subs["all"]
   max_att = max([v["attempts"] for v in tasks.values()] + [0])
+  solved = scores.solved_ids(tasks, "attempt")
   flaws = data_flaws([by_id[i] for i in ids])
+  done = [r for r in records if r["test_id"] in tasks]
   rejected = collections.Counter(
-      " ".join(r["cheat_reason"].split()[:2]) for r in records if r["verified"] and not r["cheat_ok"])
+      " ".join(r["cheat_reason"].split()[:2]) for r in done if r["verified"] and not r["cheat_ok"])
   strict_rejected = collections.Counter(
-      " ".join(r["strict_reason"].split()[:2]) for r in records if r["verified"] and not r["strict_ok"])
+      " ".join(r["strict_reason"].split()[:2]) for r in done if r["verified"] and not r["strict_ok"])
   return {
       **run_info, "tasks_done": len(ids),
-      "success": {name: {k: _rate(sub, tasks, k) for k in ("attempt", "strict", "paper", "verified")}
-                  for name, sub in subsets.items()},
-      "success_by_attempt": [round(sum(tasks[i]["attempt"] is not None and tasks[i]["attempt"] <= a
-                                       for i in ids) / max(1, len(ids)), 4) for a in range(max_att + 1)],
-      "success_by_length": _bins(ids, {i: by_id[i].chars for i in ids}, tasks, "attempt"),
-      "success_by_hint_chars": _bins(ids, {i: by_id[i].hint_chars for i in ids}, tasks, "attempt"),
-      "verified_but_rejected": dict(rejected.most_common()),
-      "verified_but_rejected_strict": dict(strict_rejected.most_common()),
-      "statuses": dict(collections.Counter(s for v in tasks.values() for s in v["statuses"])),
-      "data_flaws": {**flaws, "solved_with_leftovers": sum(tasks[i]["attempt"] is not None
-                                                           for i in flaws["leftover_hint_fragments"]),
-                     "solved_with_skipping_input": sum(tasks[i]["attempt"] is not None
-                                                       for i in flaws["input_skips_verification"])},
-      "solved_ids": sorted(i for i in ids if tasks[i]["attempt"] is not None),
+      "success": {name: {k: scores.rate(sub, scores.solved_ids(tasks, k)) for k in scores.VERDICTS}
+                  for name, sub in subs.items()},
+      "success_by_attempt": {name: scores.by_attempt(sub, tasks, "attempt", max_att) for name, sub in subs.items()},
+      "success_by_length": scores.bins(ids, {i: by_id[i].chars for i in ids}, solved),
+      "success_by_hint_chars": scores.bins(ids, {i: by_id[i].hint_chars for i in ids}, solved),
+      "verified_but_rejected": dict(sorted(rejected.items(), key=lambda kv: (-kv[1], kv[0]))),
+      "verified_but_rejected_strict": dict(sorted(strict_rejected.items(), key=lambda kv: (-kv[1], kv[0]))),
+      "statuses": dict(sorted(collections.Counter(s for v in tasks.values() for s in v["statuses"]).items())),
+      "data_flaws": {**flaws, "solved_with_leftovers": len(solved & set(flaws["leftover_hint_fragments"])),
+                     "solved_with_skipping_input": len(solved & set(flaws["input_skips_verification"]))},
+      "solved_ids": sorted(solved),
   }
+
+
+def build(records: list[dict], task_list: Sequence[Task], run_info: dict,
+          data_dir: pathlib.Path | None) -> dict:
+  """summarize(), plus the agreement with the paper for a replay of a published model."""
+  summary = summarize(records, task_list, run_info)
+  kind, _, name = run_info["model"].partition(":")
+  if kind == "replay" and data_dir is not None:
+    summary["published_agreement"] = compare_published(
+        records, data.load_published_outputs(data_dir, name), task_list,
+        data.load_published_outcomes(data_dir, name))
+  return summary
 
 
 def _declared(text: str) -> set[str]:
   return {n for n, _ in hints.declared_names(code_tokens(text), _DECLS)}
 
 
-def compare_published(records: list[dict], answers: dict[tuple[str, int], str], task_list: Sequence[Task],
+def compare_published(records: list[dict], outputs: dict[str, str], task_list: Sequence[Task],
                       published: dict[str, str]) -> dict:
-  """How often our verdict (verified + the paper's cheat check) matches the published outcome."""
+  """Our verdict (verified + the paper's cheat check) against the published outcome, task by task."""
   by_id = {t.test_id: t for t in task_list}
-  tasks = {i: v for i, v in per_task(records).items() if i in by_id and v["final"]}
+  tasks = {i: v for i, v in scores.per_task(records).items() if i in by_id}
+  theirs_solved = scores.published_solved(published)
   rows = []
   for i, v in sorted(tasks.items()):
-    ours, theirs = v["paper"] is not None, published.get(i, "failed") != "failed"
-    final_out = answers.get((i, max(v["attempts"], 1)), "")
-    misaligned = bool(final_out) and not (_declared(final_out) & _declared(by_id[i].hints_removed))
+    ours, theirs = v["paper"] is not None, i in theirs_solved
+    output = outputs.get(i, "")
+    misaligned = bool(output) and not (_declared(output) & _declared(by_id[i].hints_removed))
     why = ""
     if ours != theirs:
       last = [r for r in records if r["test_id"] == i][-1]
@@ -124,65 +96,30 @@ def compare_published(records: list[dict], answers: dict[tuple[str, int], str], 
         why = "verified here but fails the paper's cheat check"
       elif theirs:
         why = {"timeout": "time-out here", "parse_error": "does not parse/resolve here (newer syntax?)",
-               "failed": "verification error here", "no_program": "no published output"
-               }.get(last["status"], last["status"])
+               "failed": "verification error here", "no_program": "no published output",
+               "vacuous": "nothing verified here (0 verified, 0 errors)"}.get(last["status"], last["status"])
       elif v["paper"] == 0:
         why = "hint-free input verifies here, not upstream"
       elif last["verifier_seconds"] > 15.0:
         why = "verifies here only after the published harness's 15 s limit"
-      elif "abs" in _declared(final_out):
+      elif "abs" in _declared(output):
         # The published harness appended its own `function abs` to every program.
         why = "declares abs, which clashes with the harness's appended helper"
       else:
         why = "published output verifies here; failed upstream"
     rows.append({"test_id": i, "name": v["name"], "ours": ours, "published": theirs,
-                 "published_attempt": published.get(i), "gt_verifies": bool(v.get("ground_truth_verified")),
+                 "published_attempt": published.get(i), "gt_verifies": v["ground_truth_verified"],
                  "misaligned": misaligned, "why": why,
                  # Did both sides say the same about the hint-free input (attempt 0)?
                  "same_input_verdict": (v["paper"] == 0) == (published.get(i) == "0")})
-
-  def agree(sub):
-    return {"n": len(sub), "agree": sum(r["ours"] == r["published"] for r in sub),
-            "rate": round(sum(r["ours"] == r["published"] for r in sub) / len(sub), 4) if sub else None,
-            "ours_solved": sum(r["ours"] for r in sub), "published_solved": sum(r["published"] for r in sub)}
-
-  gt = [r for r in rows if r["gt_verifies"]]
-  # Published outputs that are another task's program (a flaw of the published files) cannot be
-  # checked against that task's outcome; agreement without them is the fair measure.
-  return {"all": agree(rows), "ground_truth_verifies": agree(gt),
-          "ground_truth_verifies_own_output": agree([r for r in gt if not r["misaligned"]]),
-          # Only the model's own output decides, on both sides: the cleanest replay check.
-          "ground_truth_verifies_outputs_only": agree([r for r in gt if not r["misaligned"]
-                                                       and r["same_input_verdict"]]),
+  return {"agreement": scores.agreement(rows),
+          # Not agreement (see scores.agreement): the raw verdict match over every task run.
+          "same_verdict_all": {"n": len(rows), "same": sum(r["ours"] == r["published"] for r in rows)},
           "misaligned_outputs": sum(r["misaligned"] for r in rows),
-          "disagreements_gt": dict(collections.Counter(r["why"] for r in gt if r["why"]).most_common()),
-          "disagreements_all": dict(collections.Counter(r["why"] for r in rows if r["why"]).most_common()),
+          "disagreements_gt": _count(r["why"] for r in rows if r["why"] and r["gt_verifies"]),
+          "disagreements_all": _count(r["why"] for r in rows if r["why"]),
           "rows": [r for r in rows if r["why"]]}
 
 
-def plot(summary: dict, out_dir: pathlib.Path) -> list[pathlib.Path]:
-  import matplotlib  # pylint: disable=import-outside-toplevel
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
-  model, paths = summary.get("model", ""), []
-  curve = summary["success_by_attempt"]
-  fig, ax = plt.subplots(figsize=(5, 3.5))
-  ax.plot(range(len(curve)), [100 * c for c in curve], marker="o")
-  ax.set(xlabel="attempt (0 = hint-free input)", ylabel="solved so far (%)", title=f"{model}: success by attempt")
-  ax.grid(alpha=0.3)
-  paths.append(out_dir / "success_by_attempt.png")
-  fig.tight_layout()
-  fig.savefig(paths[-1], dpi=110)
-  plt.close(fig)
-  for key, label in (("success_by_length", "program length (characters)"),
-                     ("success_by_hint_chars", "hint text in ground truth (characters)")):
-    bins = summary[key]
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.bar(range(len(bins)), [100 * (b["rate"] or 0) for b in bins])
-    ax.set_xticks(range(len(bins)), [f"{b['lo']}-{b['hi']}" for b in bins], rotation=45, ha="right", fontsize=7)
-    ax.set(xlabel=label + ", 10 equal-size bins", ylabel="success (%)", ylim=(0, 100), title=model)
-    paths.append(out_dir / f"{key}.png")
-    fig.tight_layout()
-    fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
-  return paths
+def _count(items) -> dict[str, int]:
+  return dict(sorted(collections.Counter(items).items(), key=lambda kv: (-kv[1], kv[0])))

@@ -1,10 +1,10 @@
 """One call that runs a DafnyBench evaluation end to end (what `python -m verify.run` calls)."""
 import dataclasses
-import json
 import pathlib
 import random
 
-from verify import data, loop, report
+from stack import fileio
+from verify import data, loop, plots, report
 from verify.backends import ChatBackend, StaticBackend
 from verify.cheat import MODES
 from verify.dafny import DEFAULT_CACHE, Dafny
@@ -12,28 +12,34 @@ from stack.errors import UserError
 from verify.heuristic import HeuristicBackend
 
 
+def _opt(default, help_text: str):
+  """A RunConfig field; its help text becomes the help of the same-named `verify.run` flag."""
+  return dataclasses.field(default=default, metadata={"help": help_text})
+
+
 @dataclasses.dataclass
 class RunConfig:
-  model: str                      # none | oracle | replay:NAME | heuristic | openai:MODEL | anthropic:MODEL
-  out: str                        # run folder: results.jsonl, answers.jsonl, summary.json, plots
-  data_dir: str | None = None     # local DafnyBench copy; default $DAFNYBENCH_DIR or ../shared/dafnybench
-  hub: str = ""                   # load tasks through `datasets` instead (hub name or local JSON file)
-  tasks: str = ""                 # comma-separated test IDs or names; empty = all
-  limit: int = 0                  # only the first N tasks (after `tasks`); 0 = no limit
-  sample: int = 0                 # a fixed random sample of N tasks (seed 0); 0 = no sampling
-  attempts: int = 10
-  workers: int = 2
-  cheat_check: str = "strict"     # strict | paper
-  timeout_s: float = 30.0
-  dafny: str = "dafny"
-  z3: str = "auto"                # auto (venv's z3 for Dafny < 4) | system | PATH
-  api_url: str | None = None
-  api_key: str | None = None      # never written anywhere
-  temperature: float = 0.3
-  max_tokens: int = 4096
-  verifier_cache: str = str(DEFAULT_CACHE)
-  llm_cache: str = ""             # default: .cache/llm in the repo
-  report_only: bool = False       # summarize what out already holds; run nothing
+  """Everything one run needs; `python -m verify.run` defines one flag per field."""
+  model: str = _opt(None, "none | oracle | heuristic | replay:NAME | openai:MODEL | anthropic:MODEL (required)")
+  out: str = _opt(None, "run folder: results.jsonl, answers.jsonl, summary.json, plots (required)")
+  data_dir: str | None = _opt(None, "DafnyBench data folder (default $DAFNYBENCH_DIR, then ../shared/dafnybench)")
+  hub: str = _opt("", "load tasks with `datasets` from this hub name or local JSON file")
+  tasks: str = _opt("", "comma-separated test IDs or names (default: all)")
+  limit: int = _opt(0, "only the first N tasks (after --tasks); 0 = no limit")
+  sample: int = _opt(0, "a fixed random sample of N tasks (seed 0); 0 = no sampling")
+  attempts: int = _opt(10, "proposals per task after attempt 0")
+  workers: int = _opt(2, "tasks verified in parallel")
+  cheat_check: str = _opt("strict", "which cheat check decides success: strict | paper")
+  timeout_s: float = _opt(30.0, "verifier time limit per call (seconds)")
+  dafny: str = _opt("dafny", "Dafny executable")
+  z3: str = _opt("auto", "auto (the venv's z3 for Dafny < 4) | system | path of the z3 to use")
+  api_url: str | None = _opt(None, "chat endpoint base URL")
+  api_key: str | None = _opt(None, "API key (default $OPENAI_API_KEY / $ANTHROPIC_API_KEY); never written")
+  temperature: float = _opt(0.3, "sampling temperature")
+  max_tokens: int = _opt(4096, "reply token limit")
+  verifier_cache: str = _opt(str(DEFAULT_CACHE), "verifier result cache folder ('' for none)")
+  llm_cache: str = _opt("", "model reply cache folder (default: .cache/llm in the repo)")
+  report_only: bool = _opt(False, "only rewrite summary.json and plots from results.jsonl; run nothing")
 
 
 def make_backend(cfg: RunConfig, data_dir: pathlib.Path | None):
@@ -90,12 +96,12 @@ def run(cfg: RunConfig) -> dict:
               "verifier": dafny.describe(), "tasks_selected": len(tasks)}
   info_path = out / "run.json"
   if info_path.is_file():
-    old = json.loads(info_path.read_text("utf-8"))
+    old = fileio.read_json(info_path)
     if (old.get("model"), old.get("cheat_check")) != (backend.name, cfg.cheat_check):
       raise UserError(f"{out} holds a run of {old.get('model')} ({old.get('cheat_check')} check); "
                       "choose another --out")
   if not cfg.report_only:
-    report.write_json(info_path, run_info)
+    fileio.write_json(info_path, run_info)
   # The oracle measures whether the ground truth verifies here, so it skips the hint-free attempt 0.
   settings = loop.LoopSettings(attempts=cfg.attempts, cheat_check=cfg.cheat_check,
                                attempt0=cfg.model != "oracle")
@@ -103,13 +109,9 @@ def run(cfg: RunConfig) -> dict:
     records = loop.read_jsonl(out / loop.RESULTS)
   else:
     records = loop.run_tasks(tasks, backend, dafny, settings, out, workers=cfg.workers)
-  summary = report.summarize(records, tasks, run_info)
-  if cfg.model.startswith("replay:") and data_dir is not None:
-    answers = {(a["test_id"], a["attempt"]): a["answer"] for a in loop.read_jsonl(out / loop.ANSWERS)}
-    published = data.load_published_outcomes(data_dir, cfg.model.partition(":")[2])
-    summary["published_agreement"] = report.compare_published(records, answers, tasks, published)
-  report.write_json(out / "summary.json", summary)
-  report.plot(summary, out)
+  summary = report.build(records, tasks, run_info, data_dir)
+  fileio.write_json(out / "summary.json", summary)
+  plots.run_plots(summary, out)
   _print_table(summary)
   return summary
 
@@ -123,8 +125,6 @@ def _print_table(summary: dict) -> None:
              for k in ("attempt", "strict", "paper", "verified")]
     print(f"{name:24s} {row['attempt']['n']:5d} {' '.join(cells)}")
   if "published_agreement" in summary:
-    for name in ("ground_truth_verifies_outputs_only", "ground_truth_verifies_own_output",
-                 "ground_truth_verifies", "all"):
-      a = summary["published_agreement"][name]
-      print(f"agreement with published outcomes ({name}): {a['agree']}/{a['n']} = "
-            f"{100 * (a['rate'] or 0):.1f}%  (ours {a['ours_solved']}, published {a['published_solved']})")
+    a = summary["published_agreement"]["agreement"]
+    print(f"agreement with published outcomes: {a['agree']}/{a['n']} = {100 * (a['rate'] or 0):.1f}% "
+          f"(ours {a['ours_solved']}, published {a['published_solved']}; excluded {a['excluded']})")
