@@ -10,6 +10,7 @@ import pytest
 from sae import init as init_lib, metrics, models
 from sae.config import ModelConfig
 from sae.models import jumprelu as jumprelu_lib
+from sae.models.layers import SparseCodes
 from sae.train import width_scaled_lr
 from stack.errors import UserError
 
@@ -85,9 +86,19 @@ def test_auxk_gives_dead_latents_gradient_and_is_zero_without_dead():
 def test_batchtopk_keeps_k_per_token_on_average():
   model = _model(kind="batchtopk")
   params = model.set_biases(model.init(jax.random.PRNGKey(0)), X)
-  z = np.asarray(model.encode(params, X))
+  codes = model.encode(params, X)
+  assert isinstance(codes, SparseCodes)  # the interface TopK and Switch share
+  z = np.asarray(model.dense_codes(codes))
   assert np.sum(z > 0) <= 4 * X.shape[0]
   assert np.sum(z > 0) > 2 * X.shape[0]
+  # Oracle: the batch's k * B largest ReLU pre-activations, everything else zero.
+  pre = np.maximum(np.asarray(X - params["b_pre_D"]) @ np.asarray(params["w_enc_MD"]).T
+                   + np.asarray(params["b_enc_M"]), 0)
+  kept = np.sort(pre.ravel())[-4 * X.shape[0]]
+  np.testing.assert_allclose(z, np.where(pre >= kept, pre, 0), rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(model.reconstruct(params, X),
+                             z @ np.asarray(params["w_dec_MD"]) + np.asarray(params["b_pre_D"]),
+                             rtol=1e-4, atol=1e-5)
 
 
 def test_jumprelu_pseudo_derivatives():

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 
 from sae.models.relu import DenseCodesSAE
-from sae.models.topk import encoder_product
+from sae.models.layers import encoder_product
 
 
 class Gated(DenseCodesSAE):

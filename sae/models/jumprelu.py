@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from sae.models.relu import DenseCodesSAE
-from sae.models.topk import pre_activations
+from sae.models.layers import pre_activations
 
 
 def _rectangle(u):

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 
 from sae import metrics
 from sae.models.base import SAE
-from sae.models.topk import init_dense, pre_activations
+from sae.models.layers import init_dense, pre_activations
 
 
 class DenseCodesSAE(SAE):

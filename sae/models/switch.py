@@ -16,7 +16,7 @@ import jax.numpy as jnp
 
 from sae import dispatch, metrics
 from sae.models.base import SAE, unit_rows
-from sae.models.topk import pre_activations
+from sae.models.layers import pre_activations
 from sae.sparse import dense_decode, sparse_decode, to_dense
 
 
