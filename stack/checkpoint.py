@@ -11,6 +11,7 @@ Resume order, everywhere in this codebase:
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 import orbax.checkpoint as ocp
@@ -61,6 +62,28 @@ class Checkpointer:
           f"({first[:200]}); it was written by another config or an older parameter layout; "
           "use a new --workdir") from e
     return restored["state"], dict(restored["data"]), step
+
+  def restore_newest_intact(self, abstract_state: Any) -> tuple[Any, dict[str, Any], int] | None:
+    """Like restore(), but a checkpoint that fails to read (a file overwritten, truncated or
+    missing) is reported in one warning line and deleted, and the next older one is tried.
+
+    Deleting matters: the manager would otherwise never save at or below the damaged step again,
+    and the resumed run's own checkpoint at that step would be skipped. None when no checkpoint
+    restores (all of them are then gone, and the run starts afresh).
+    """
+    for step in sorted(self.manager.all_steps(), reverse=True):
+      try:
+        return self.restore(abstract_state, step)
+      except UserError:
+        raise  # another config's checkpoint, not damage: an older one would not fit either
+      except Exception as e:  # pylint: disable=broad-except
+        # orbax and TensorStore raise ValueError, OSError, JSON and Unicode errors for damage.
+        reason = (str(e).splitlines() or [type(e).__name__])[0][:160]
+        print(f"warning: the checkpoint at step {step} in {self.directory} is damaged "
+              f"({type(e).__name__}: {reason}); deleting it and trying the one before",
+              file=sys.stderr, flush=True)
+        self.manager.delete(step)
+    return None
 
   def wait(self) -> None:
     self.manager.wait_until_finished()

@@ -87,8 +87,9 @@ def train(state: TrainState, step_fn: Callable[[TrainState, Any, jax.Array], tup
                       async_save=cfg.async_checkpoints)
   writer = MetricWriter(workdir, tensorboard=cfg.tensorboard)
   start = 0
-  if ckpt.latest_step() is not None:
-    state, data, start = ckpt.restore(abstract_state)
+  restored = ckpt.restore_newest_intact(abstract_state)
+  if restored is not None:
+    state, data, start = restored
     writer.truncate_after(start)
     print(f"resumed from checkpoint at step {start} (data position {data.get('position')})", flush=True)
   progress = Progress(cfg.num_steps, items_per_step, unit=unit)
