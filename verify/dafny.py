@@ -143,7 +143,7 @@ class Dafny:
       output = raw.decode("utf-8", "replace").replace(str(file), "program.dfy").replace(tmp + "/", "")
     status = "timeout" if timed_out else _classify(proc.returncode, output)
     return VerifyResult(status=status, seconds=round(seconds, 3), first_error=_first_error(output, status),
-                        output=output[:_OUTPUT_KEEP], dafny_version=self.version, z3_version=self.z3_version)
+                        output=_shorten(output), dafny_version=self.version, z3_version=self.z3_version)
 
   def verify_many(self, texts: Sequence[str], workers: int = 2,
                   progress: Callable[[int, VerifyResult], None] | None = None) -> list[VerifyResult]:
@@ -156,6 +156,15 @@ class Dafny:
         if progress:
           progress(futures[fut], fut.result())
     return results  # type: ignore[return-value]
+
+
+def _shorten(output: str) -> str:
+  """At most _OUTPUT_KEEP characters; when cutting, execution traces go first so that every
+  error line (what feedback and the heuristic's blame need) is kept."""
+  if len(output) > _OUTPUT_KEEP:
+    output = "\n".join(ln for ln in output.splitlines()
+                       if not (ln.startswith("Execution trace:") or re.match(r"\s+\S*\(\d+,\d+\): ", ln)))
+  return output[:_OUTPUT_KEEP]
 
 
 def _classify(returncode: int, output: str) -> str:

@@ -1,0 +1,106 @@
+"""The model-free baseline: candidate invariants read off the program, Houdini pruning with the
+real verifier, and never a look at the ground truth."""
+import pytest
+
+from verify import candidates, dafny, heuristic
+from verify.backends import Attempt
+from test_verify_fixtures import COUNT, TASK
+
+
+def _clauses(src: str) -> list[str]:
+  return [c.clause for c in candidates.loop_candidates(src)]
+
+
+def test_prefix_invariant_from_the_postcondition():
+  src = """method AllPos(a: array<int>) returns (ok: bool)
+  ensures ok ==> forall k :: 0 <= k < a.Length ==> a[k] > 0
+{
+  var i := 0;
+  ok := true;
+  while i < a.Length
+  {
+    if a[i] <= 0 { ok := false; }
+    i := i + 1;
+  }
+}
+"""
+  got = _clauses(src)
+  assert "invariant ok ==> forall k :: 0 <= k < i ==> a[k] > 0" in got
+  assert "invariant forall k :: 0 <= k < i ==> a[k] > 0" in got  # the implication's conclusion
+  assert {"invariant 0 <= i", "invariant i <= a.Length"} <= set(got)
+
+
+def test_guards_frames_copies_and_callees():
+  src = """predicate Even(n: int) { n % 2 == 0 }
+method Step(a: array<int>, j: int)
+  requires 0 <= j < a.Length
+  modifies a
+{ a[j] := 0; }
+method Meet(a: int, b: int, c: array<int>, d: array<int>) returns (x: int, y: int)
+  requires a >= b && Even(a - b)
+  requires c.Length == d.Length
+  modifies c, d
+{
+  x, y := a, b;
+  var i := 0;
+  while x != y && i < c.Length
+  {
+    Step(c, i);
+    x := x - 1;
+    y := y + 1;
+    i := i + 1;
+  }
+}
+"""
+  got = _clauses(src)
+  assert "decreases x - y" in got and "invariant x >= y" in got  # `!=`, counting down
+  assert "decreases c.Length - i" in got  # a conjunction: Dafny guesses nothing
+  assert "invariant x >= y && Even(x - y)" in got  # requires restated about the copies
+  assert "invariant d[..] == old(d[..])" in got and "invariant c[..] == old(c[..])" in got
+  assert "invariant 0 <= (i) < (c).Length" in got  # Step's precondition at the call
+
+
+@pytest.fixture(scope="module")
+def verifier(tmp_path_factory):
+  return dafny.Dafny(timeout_s=60, cache_dir=tmp_path_factory.mktemp("dafny_cache"))
+
+
+class _NoPeeking:
+  """A task whose ground truth cannot be read: the backend sees the input and nothing else."""
+  test_id, name, hints_removed = "000", "Toy", TASK
+
+  @property
+  def ground_truth(self):
+    raise AssertionError("the heuristic read the ground truth")
+
+
+# The counter rule proposes `t <= i`, which is false here: Houdini has to drop it.
+TWICE = """method Twice(n: nat) returns (t: nat)
+  ensures t == 2 * n
+{
+  t := 0;
+  var i := 0;
+  while i < n
+  {
+    t := t + 2;
+    i := i + 1;
+  }
+}
+"""
+
+
+@pytest.mark.parametrize("program,false_ones", [(TASK, 0), (COUNT, 0), (TWICE, 1)])
+def test_houdini_prunes_false_candidates_until_it_verifies(verifier, program, false_ones):
+  task = _NoPeeking()
+  task.hints_removed = program
+  backend, history = heuristic.HeuristicBackend(), []
+  for _ in range(6):
+    proposal = backend.propose(task, history)
+    assert proposal is not None, "gave up before verifying"
+    res = verifier.verify(proposal.program)
+    if res.verified:
+      break
+    history.append(Attempt(proposal, res.output, ""))
+  assert res.verified, res.output
+  assert len(history) == false_ones  # each round drops every candidate the verifier blamed
+  assert "invariant t <= i" not in proposal.program and ("t == 2 * i" in proposal.program or not false_ones)

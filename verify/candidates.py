@@ -1,0 +1,308 @@
+"""Candidate loop invariants and decreases clauses, read off the program itself (no model, no answers).
+
+Per `while` loop, from:
+- its guard: bounds on the loop variable (with its initial value), and a decreases clause where
+  Dafny cannot guess one (`!=` guards, conjunctions);
+- array/sequence indexing in the body: `0 <= i`, `i <= a.Length` / `i <= |s|`;
+- the enclosing method's postconditions with the guard's bound replaced by the loop variable
+  (`forall k :: 0 <= k < n ==> P` becomes the prefix invariant `forall k :: 0 <= k < i ==> P`),
+  `a[..]` by the prefix `a[..i]`, each also split into top-level conjuncts and implication ends;
+- frame facts: arrays the method may modify but the loop does not write stay as on entry
+  (`a[..] == old(a[..])`); an in-place pass leaves the part it has not reached unchanged;
+- counters the body steps by a constant: non-negative, at most the loop variable;
+- the contracts of what the body calls: a callee's `requires`, with its parameters replaced by
+  the call's arguments, must hold at every call;
+- an enclosing loop's candidates (an inner loop forgets what its outer loop knew).
+Many are false; the verifier drops them (verify.heuristic). The ground truth is never read.
+"""
+import dataclasses
+
+from verify.hints import clause_end
+from verify.lexer import Token, code_tokens, ends_expression, matching_close
+
+_CMP = ("<", "<=", ">", ">=", "!=")
+_FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "!=": "!="}
+_CALLABLE = ("method", "lemma", "function", "predicate")
+
+
+@dataclasses.dataclass(frozen=True)
+class Candidate:
+  loop_offset: int   # where the loop body's opening brace is
+  clause: str        # "invariant ..." or "decreases ..."
+
+
+def _split_top(toks: list[Token], sep: str) -> list[list[Token]]:
+  parts, cur, depth = [], [], 0
+  for t in toks:
+    depth += t.text in ("(", "[", "{")
+    depth -= t.text in (")", "]", "}")
+    if depth == 0 and t.text == sep:
+      parts.append(cur)
+      cur = []
+    else:
+      cur.append(t)
+  return parts + [cur]
+
+
+def _text(src: str, toks: list[Token]) -> str:
+  return src[toks[0].start:toks[-1].end] if toks else ""
+
+
+def _substitute(src: str, clause: list[Token], subs: list[tuple[list[str], str]], var: str) -> str | None:
+  """Clause text with each token-exact occurrence of each `old` replaced by its `new`; None if none.
+
+  A bound variable spelled like the loop variable `var` is renamed first, so that substituting
+  `var` cannot capture it.
+  """
+  texts = [t.text for t in clause]
+  bound = any(texts[q] in ("forall", "exists") and var in texts[q + 1:texts.index("::", q)]
+              for q in range(len(texts)) if texts[q] in ("forall", "exists") and "::" in texts[q:])
+  out, i, hit, pos = [], 0, False, clause[0].start
+  while i < len(clause):
+    old, new = next(((o, n) for o, n in subs if texts[i:i + len(o)] == o), (None, None))
+    if old and not (i and texts[i - 1] == "."):
+      out.append(src[pos:clause[i].start] + new)
+      pos, i, hit = clause[i + len(old) - 1].end, i + len(old), True
+    elif bound and texts[i] == var:
+      out.append(src[pos:clause[i].start] + var + "_0")
+      pos, i = clause[i].end, i + 1
+    else:
+      i += 1
+  out.append(src[pos:clause[-1].end])
+  return "".join(out) if hit else None
+
+
+def _initial_value(src: str, toks: list[Token], var: str, before: int, lo: int) -> str | None:
+  for i in range(before - 1, lo, -1):
+    if toks[i].text == var and i + 1 < len(toks) and toks[i + 1].text == ":=":
+      end = next((j for j in range(i + 2, len(toks)) if toks[j].text in (";", ",")), None)
+      return _text(src, toks[i + 2:end]) if end else None
+    if toks[i].text == var and i + 3 < len(toks) and toks[i + 1].text == ":" and toks[i + 3].text == ":=":
+      end = next((j for j in range(i + 4, len(toks)) if toks[j].text == ";"), None)
+      return _text(src, toks[i + 4:end]) if end else None
+  return None
+
+
+def _header_clauses(toks: list[Token], k: int, stop: int, keyword: str) -> list[list[Token]]:
+  """The `keyword` clauses (ensures, requires, modifies) of the declaration whose keyword is at k."""
+  out, j = [], k + 1
+  while 0 <= k and j < stop:
+    if toks[j].text == "{" and ends_expression(toks[j - 1]) and toks[j + 1].text != ":":
+      break
+    if toks[j].text == keyword:
+      end = clause_end(toks, j)
+      out.append(toks[j + 1:end])
+      j = end
+    else:
+      j += 1
+  return out
+
+
+def _collection_types(toks: list[Token]) -> dict[str, str]:
+  """name -> "array" | "seq" for names declared with such a type (so bounds use .Length or |.|)."""
+  out = {}
+  for i in range(len(toks) - 2):
+    if toks[i].kind == "ident" and toks[i + 1].text == ":" and toks[i + 2].text in ("array", "seq", "string"):
+      out[toks[i].text] = "array" if toks[i + 2].text == "array" else "seq"
+  return out
+
+
+def _contracts(toks: list[Token]) -> dict[str, tuple[list[str], list[list[Token]]]]:
+  """Callable name -> (parameter names, requires clauses as token lists)."""
+  out = {}
+  for k, tok in enumerate(toks[:-2]):
+    if tok.text not in _CALLABLE:
+      continue
+    n = k + 1 + (toks[k + 1].text == "method")
+    if toks[n].kind != "ident" or n + 1 >= len(toks):
+      continue
+    p = next((j for j in range(n + 1, min(n + 4, len(toks))) if toks[j].text == "("), None)
+    if p is None:
+      continue
+    close = matching_close(toks, p)
+    params = [toks[j - 1].text for j in range(p + 1, close) if toks[j].text == ":" and toks[j - 1].kind == "ident"]
+    requires = _header_clauses(toks, close, len(toks), "requires")
+    if requires:
+      out[toks[n].text] = (params, requires)
+  return out
+
+
+def _guard(toks: list[Token], w: int, b: int) -> list[Token]:
+  end = next((j for j in range(w + 1, b) if toks[j].text in ("invariant", "decreases", "modifies")), b)
+  guard = toks[w + 1:end]
+  if guard and guard[0].text == "(" and matching_close(toks, w + 1) == end - 1:
+    guard = guard[1:-1]
+  return guard
+
+
+def _comparisons(guard: list[Token]) -> list[tuple[str, str, list[Token]]]:
+  """(loop variable, operator, bound tokens) per conjunct `x op e` of the guard, x on the left."""
+  out = []
+  for conj in _split_top(guard, "&&"):
+    ops = [i for i, t in enumerate(conj) if t.text in _CMP]
+    if len(ops) != 1:
+      continue
+    o = ops[0]
+    lhs, rhs, op = conj[:o], conj[o + 1:], conj[o].text
+    if len(rhs) == 1 and rhs[0].kind == "ident" and not (len(lhs) == 1 and lhs[0].kind == "ident"):
+      lhs, rhs, op = rhs, lhs, _FLIP[op]
+    if len(lhs) == 1 and lhs[0].kind == "ident" and rhs:
+      out.append((lhs[0].text, op, rhs))
+  return out
+
+
+def _conclusion(clause: list[Token]) -> list[Token]:
+  """What `A ==> B` concludes (B, itself maybe an implication); [] for no top-level implication or
+  one inside a quantifier's body (`forall k :: P ==> Q` concludes nothing on its own)."""
+  depth = 0
+  for i, t in enumerate(clause):
+    depth += t.text in ("(", "[", "{")
+    depth -= t.text in (")", "]", "}")
+    if depth == 0 and t.text in ("forall", "exists", "::"):
+      return []
+    if depth == 0 and t.text == "==>":
+      return clause[i + 1:]
+  return []
+
+
+def _from_postconditions(src: str, ensures: list[list[Token]], x: str, op: str, rhs: list[Token]) -> list[str]:
+  bound = [t.text for t in rhs]
+  subs: list[list[tuple[list[str], str]]] = []
+  if op in ("<", "!="):
+    subs.append([(bound, x)])
+    if bound[-2:] == ["+", "1"] and len(bound) > 2:  # `x < F + 1` reads as `x <= F`
+      subs.append([(bound[:-2], f"({x} - 1)")])
+    if len(bound) == 3 and bound[1:] == [".", "Length"]:  # the prefix of the array done so far
+      subs.append([(bound, x), ([bound[0], "[", "..", "]"], f"{bound[0]}[..{x}]")])
+    if len(bound) == 3 and bound[0] == bound[2] == "|":
+      subs.append([(bound, x), ([bound[1]], f"{bound[1]}[..{x}]")])
+  elif op == "<=":
+    subs.append([(bound, f"({x} - 1)")])
+  found = []
+  for clause in ensures:
+    parts = [clause] + [p for p in _split_top(clause, "&&") if p and len(p) < len(clause)]
+    conclusion = _conclusion(clause)
+    if conclusion:
+      parts.append(conclusion)
+    for part in parts:
+      for sub in subs:
+        inv = _substitute(src, part, sub, x)
+        if inv:
+          found.append(inv)
+  return found
+
+
+def _steps_down(body: list[Token], x: str) -> bool:
+  return any(body[i].text == x and body[i + 1].text == ":=" and body[i + 2].text == x and body[i + 3].text == "-"
+             for i in range(len(body) - 3))
+
+
+def _preconditions_on_copies(src: str, toks: list[Token], method_at: int, w: int) -> list[str]:
+  """The method's requires clauses about parameters, restated about the locals copied from them
+  (`x := a` before the loop): what held of the inputs often keeps holding of the working copies."""
+  if method_at < 0:
+    return []
+  copies = {}
+  for i in range(method_at + 1, w):
+    if toks[i].text != ":=":
+      continue
+    start = next(j for j in range(i - 1, method_at - 1, -1) if toks[j].text in (";", "{", "}", "var", ")"))
+    end = next((j for j in range(i, w) if toks[j].text == ";"), w)
+    lhs, rhs = _split_top(toks[start + 1:i], ","), _split_top(toks[i + 1:end], ",")
+    if len(lhs) == len(rhs):
+      copies.update({r[0].text: left[0].text for left, r in zip(lhs, rhs)
+                     if len(r) == 1 and r[0].kind == "ident" and left and left[0].kind == "ident"})
+  if not copies:
+    return []
+  sub = [([p], v) for p, v in copies.items()]
+  return [inv for clause in _header_clauses(toks, method_at, w, "requires")
+          if (inv := _substitute(src, clause, sub, "\0"))]
+
+
+def _loop_clauses(src: str, toks: list[Token], w: int, b: int, types: dict[str, str],
+                  contracts: dict) -> list[str]:
+  guard = _guard(toks, w, b)
+  body = toks[b:matching_close(toks, b) + 1]
+  method_at = next((k for k in range(w, -1, -1) if toks[k].text in ("method", "lemma", "constructor")), -1)
+  ensures = _header_clauses(toks, method_at, w, "ensures")
+  modifies = {t.text for c in _header_clauses(toks, method_at, w, "modifies") for t in c if t.kind == "ident"}
+  written = set()  # arrays the body assigns an element of
+  for i in range(1, len(body) - 1):
+    if body[i].text == "[" and body[i - 1].kind == "ident":
+      close = matching_close(body, i)
+      if close + 1 < len(body) and body[close + 1].text == ":=":
+        written.add(body[i - 1].text)
+  comparisons = _comparisons(guard)
+  found: list[str] = []
+  for x, op, rhs in comparisons:
+    e = _text(src, rhs)
+    init = _initial_value(src, toks, x, w, max(method_at, 0))
+    if op == "!=" and _steps_down(body, x):
+      op = ">"  # counting down to its bound: read as `x > e`, the common case
+      found.append(f"decreases {x} - {e}")
+    if op in ("<", "<=", "!="):
+      found.append(f"{x} <= {e}" if op != "<=" else f"{x} <= {e} + 1")
+      if init is not None:
+        found.append(f"{init} <= {x}")
+      # Dafny guesses `e - x` only for a guard that is a single comparison.
+      if op == "!=" or len(comparisons) > 1:
+        found.append(f"decreases {e} - {x}" if op != "<=" else f"decreases {e} + 1 - {x}")
+    if op in (">", ">="):
+      found.append(f"{x} >= {e}" if op == ">" else f"{x} >= {e} - 1")
+      if init is not None:
+        found.append(f"{x} <= {init}")
+      if len(comparisons) > 1:
+        found.append(f"decreases {x} - {e}" if op == ">" else f"decreases {x} + 1 - {e}")
+    found += _from_postconditions(src, ensures, x, op, rhs)
+    for i in range(1, len(body) - 3):
+      if body[i].text == "[" and body[i + 1].text == x and body[i - 1].kind == "ident":
+        a, kind = body[i - 1].text, types.get(body[i - 1].text)
+        found += [f"0 <= {x}"] + ([f"{x} <= {a}.Length"] if kind != "seq" else [])
+        found += [f"{x} <= |{a}|"] if kind != "array" else []
+        if body[i + 2].text == "]" and body[i + 3].text == ":=" and kind != "seq" and op in ("<", "!="):
+          # Written at x and above untouched so far: the usual frame of an in-place pass.
+          found.append(f"forall k :: {x} <= k < {a}.Length ==> {a}[k] == old({a}[k])")
+    # Counters stepped by a constant: never below their start, at most one step per iteration.
+    for i in range(len(body) - 4):
+      v = body[i].text
+      if (body[i].kind == "ident" and v != x and body[i + 1].text == ":=" and body[i + 2].text == v
+          and body[i + 3].text == "+" and body[i + 4].kind == "number"):
+        found += [f"0 <= {v}", f"{v} <= {x}"]
+  found += [f"{a}[..] == old({a}[..])" for a in sorted(modifies) if types.get(a) == "array" and a not in written]
+  found += _preconditions_on_copies(src, toks, method_at, w)
+  # A callee's precondition must hold at each call in the body, so it is a likely invariant.
+  for i in range(len(body) - 1):
+    name = body[i].text
+    if name in contracts and body[i + 1].text == "(" and (i == 0 or body[i - 1].text != "."):
+      close = matching_close(body, i + 1)
+      args = [_text(src, a) for a in _split_top(body[i + 2:close], ",") if a]
+      params, requires = contracts[name]
+      if len(args) == len(params):
+        for clause in requires:
+          inv = _substitute(src, clause, [([p], f"({a})") for p, a in zip(params, args)], "\0")
+          if inv:
+            found.append(inv)
+  return [c if c.startswith("decreases") else f"invariant {c}" for c in found]
+
+
+def loop_candidates(src: str) -> list[Candidate]:
+  toks = code_tokens(src)
+  types, contracts = _collection_types(toks), _contracts(toks)
+  loops: list[tuple[int, int, list[str]]] = []  # (body start, body end, clauses)
+  for w, tok in enumerate(toks):
+    if tok.text != "while":
+      continue
+    b = w + 1
+    while b < len(toks) and not (toks[b].text == "{" and ends_expression(toks[b - 1])
+                                 and b + 1 < len(toks) and toks[b + 1].text != ":" and b > w + 1):
+      b = matching_close(toks, b) + 1 if toks[b].text in ("(", "[") else b + 1
+    if b >= len(toks):
+      continue
+    loops.append((toks[b].start, toks[matching_close(toks, b)].end,
+                  _loop_clauses(src, toks, w, b, types, contracts)))
+  out: list[Candidate] = []
+  for start, end, clauses in loops:
+    outer = [c for s, e, cs in loops if s < start < e for c in cs if c.startswith("invariant")]
+    for clause in dict.fromkeys(clauses + outer):
+      out.append(Candidate(start, clause))
+  return out
