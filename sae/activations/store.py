@@ -24,6 +24,7 @@ import concurrent.futures
 import glob
 import json
 import os
+import zipfile
 from typing import Iterator
 
 import numpy as np
@@ -176,8 +177,21 @@ class ActivationStore:
     return self.manifest["n_tokens"]
 
   def load(self, name: str) -> dict[str, np.ndarray]:
-    with np.load(os.path.join(self.path, name)) as z:
-      return {key: z[key] for key in z.files}
+    file = os.path.join(self.path, name)
+    try:
+      with np.load(file) as z:
+        arrays = {key: z[key] for key in z.files}
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as e:
+      # A shard cut short by a full disk or a partial copy (the harvest itself writes atomically).
+      raise UserError(f"activation shard {file} is truncated or damaged ({type(e).__name__}: {e}); "
+                      "copy the store again or harvest into a fresh --workdir") from None
+    expected = dict(self.shards).get(name)
+    acts = arrays.get("acts")
+    if acts is None or acts.shape != (expected, self.d_model):
+      raise UserError(f"activation shard {file} holds acts of shape "
+                      f"{None if acts is None else acts.shape}, not the manifest's "
+                      f"({expected}, {self.d_model}); copy the store again or harvest afresh")
+    return arrays
 
 
 class ActivationSource:

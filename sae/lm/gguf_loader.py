@@ -87,19 +87,29 @@ _STRING, _ARRAY = 8, 9
 _TYPE_SIZE = {_F32: (1, 4), _F16: (1, 2), _Q4_1: (_BLOCK, _Q4_1_BYTES), _Q8_0: (_BLOCK, _Q8_0_BYTES)}
 
 
+class _Truncated(Exception):
+  """The header runs past the end of the file (a partial download or copy)."""
+
+
 class _Cursor:
   """Little-endian reads from the GGUF header (layout: ggml's docs/gguf.md)."""
 
   def __init__(self, buf: np.ndarray):
     self.buf, self.pos = buf, 0
 
+  def _need(self, nbytes: int) -> None:
+    if self.pos + nbytes > self.buf.size:
+      raise _Truncated(f"the header needs byte {self.pos + nbytes:,}")
+
   def scalar(self, dtype: str):
+    self._need(np.dtype(dtype).itemsize)
     value = np.frombuffer(self.buf, dtype, 1, self.pos)[0]
     self.pos += np.dtype(dtype).itemsize
     return value.item()
 
   def string(self) -> str:
     n = self.scalar("<u8")
+    self._need(n)
     self.pos += n
     return bytes(self.buf[self.pos - n:self.pos]).decode("utf-8", errors="replace")
 
@@ -109,6 +119,7 @@ class _Cursor:
     if kind == _ARRAY:
       item_kind, n = self.scalar("<u4"), self.scalar("<u8")
       if item_kind in _SCALAR:
+        self._need(n * np.dtype(_SCALAR[item_kind]).itemsize)
         items = np.frombuffer(self.buf, _SCALAR[item_kind], n, self.pos)
         self.pos += items.nbytes
         return items.tolist()
@@ -120,10 +131,36 @@ def read(path: str) -> tuple[dict, dict[str, np.ndarray]]:
   """(metadata fields, tensors in GGUF row layout (out, in) as float32)."""
   if not os.path.isfile(path):
     raise UserError(f"GGUF file {path!r} does not exist")
-  buf = np.memmap(path, np.uint8, mode="r")
-  cur = _Cursor(buf)
+  size = os.path.getsize(path)
+  buf = np.memmap(path, np.uint8, mode="r") if size else np.zeros(0, np.uint8)
   if bytes(buf[:4]) != b"GGUF":
     raise UserError(f"{path} is not a GGUF file (bad magic)")
+  try:
+    fields, infos, start = _header(buf, path)
+  except _Truncated as e:
+    raise UserError(f"{path} is truncated ({e} but the file has {size:,} bytes); "
+                    "copy or download it again") from None
+  tensors = {}
+  for name, dims, kind, offset in infos:
+    if kind not in _TYPE_SIZE:
+      raise UserError(f"GGUF tensor {name} has type {kind}; only F32, F16, Q4_1, Q8_0 load here")
+    per_block, block_bytes = _TYPE_SIZE[kind]
+    rows = int(np.prod(dims[1:], dtype=np.int64))
+    row_bytes = dims[0] // per_block * block_bytes
+    end = start + offset + rows * row_bytes
+    if end > size:
+      raise UserError(f"{path} is truncated (tensor {name} ends at byte {end:,} but the file has "
+                      f"{size:,} bytes); copy or download it again")
+    raw = buf[start + offset:end].reshape(rows, row_bytes)
+    if kind in (_F32, _F16):
+      raw = raw.view(np.float32 if kind == _F32 else np.float16)
+    tensors[name] = dequantize(raw, kind).reshape(dims[::-1])
+  return fields, tensors
+
+
+def _header(buf: np.ndarray, path: str) -> tuple[dict, list, int]:
+  """(metadata fields, tensor infos (name, dims, type, offset), byte where tensor data starts)."""
+  cur = _Cursor(buf)
   cur.pos = 4
   version, n_tensors, n_fields = cur.scalar("<u4"), cur.scalar("<u8"), cur.scalar("<u8")
   if version < 2:
@@ -138,19 +175,7 @@ def read(path: str) -> tuple[dict, dict[str, np.ndarray]]:
     dims = [cur.scalar("<u8") for _ in range(cur.scalar("<u4"))]
     infos.append((name, dims, cur.scalar("<u4"), cur.scalar("<u8")))
   align = int(fields.get("general.alignment", 32))
-  start = -(-cur.pos // align) * align
-  tensors = {}
-  for name, dims, kind, offset in infos:
-    if kind not in _TYPE_SIZE:
-      raise UserError(f"GGUF tensor {name} has type {kind}; only F32, F16, Q4_1, Q8_0 load here")
-    per_block, block_bytes = _TYPE_SIZE[kind]
-    rows = int(np.prod(dims[1:], dtype=np.int64))
-    row_bytes = dims[0] // per_block * block_bytes
-    raw = buf[start + offset:start + offset + rows * row_bytes].reshape(rows, row_bytes)
-    if kind in (_F32, _F16):
-      raw = raw.view(np.float32 if kind == _F32 else np.float16)
-    tensors[name] = dequantize(raw, kind).reshape(dims[::-1])
-  return fields, tensors
+  return fields, infos, -(-cur.pos // align) * align
 
 
 def unpermute_rotary(w_OI: np.ndarray, n_heads: int) -> np.ndarray:
