@@ -5,8 +5,9 @@ Two encoders, both reading only the network (never the task's rule):
 - Finite state (`extract_fsm`): breadth-first exploration of the network's own cell f from
   h = 0 over every input symbol, L steps deep. A new state is merged with a known one when they
   lie within an L-inf radius of a known one; Moore partition refinement then merges states whose
-  outputs agree for every continuation. Because f is queried for every (state, symbol) pair,
-  the transition table is complete, not limited to transitions seen in data.
+  outputs agree for every continuation, and greedy merging (synth/merge.py) folds twins the
+  radius kept apart. Because f is queried for every (state, symbol) pair, the transition
+  table is complete over the whole input alphabet, not limited to transitions seen in data.
 - Integer lattice (`extract_lattice`): h_t - o_t (o_t = the state after all-zero inputs) is
   written in a lattice basis found from finite differences of hidden states (synth/lattice.py),
   after cutting the span to its numerical rank, so it works for any hidden size.
@@ -20,20 +21,23 @@ from __future__ import annotations
 import dataclasses
 import functools
 import itertools
+from typing import Any
 
 import jax
 import numpy as np
 
 from synth import lattice, rnn
 from synth.machine import DiscreteMachine, consistency, from_trajectories
+from synth.merge import greedy_merge, minimise, quotient, simulate
 
 
 @dataclasses.dataclass
 class Extraction:
-  kind: str                    # 'fsm' | 'lattice'
-  machine: DiscreteMachine
-  n_states: int                # FSM states after minimisation, or lattice rank
+  kind: str                    # 'fsm' | 'lattice' | 'probe' | 'counter'
+  machine: DiscreteMachine | None   # None when the extractor wrote the program itself
+  n_states: int                # FSM states after minimisation, or integer state variables
   info: dict
+  program: Any = None          # a regress.formula.Program ready for codegen (counters)
 
 
 @functools.lru_cache(maxsize=None)
@@ -89,20 +93,6 @@ def alphabet(low: int, high: int, n_in: int) -> np.ndarray:
 def symbol_index(x_NLI: np.ndarray, low: int, high: int) -> np.ndarray:
   base = high - low + 1
   return np.sum((x_NLI - low) * base ** np.arange(x_NLI.shape[2]), axis=2)
-
-
-def minimise(next_KA: np.ndarray, out_KO: np.ndarray) -> np.ndarray:
-  """Moore partition refinement: block id per state, equal iff no input sequence tells the
-  two states apart by their outputs."""
-  _, block = np.unique(out_KO, axis=0, return_inverse=True)
-  block = block.reshape(-1)
-  while True:
-    sig = np.concatenate([block[:, None], block[next_KA]], axis=1)
-    _, new = np.unique(sig, axis=0, return_inverse=True)
-    new = new.reshape(-1)
-    if new.max() == block.max():
-      return new
-    block = new
 
 
 def _assign(cands_NH: np.ndarray, reps: list[np.ndarray], eps: float) -> tuple[np.ndarray, list]:
@@ -175,17 +165,8 @@ def explore(net: NetFns, symbols_AI: np.ndarray, depth: int, eps: float, max_sta
   return reps_KH, next_KA, net.output(reps_KH)
 
 
-def simulate_fsm(next_KA, out_KO, s0: int, sym_NL: np.ndarray) -> np.ndarray:
-  s = np.full(len(sym_NL), s0)
-  ys = []
-  for t in range(sym_NL.shape[1]):
-    s = next_KA[s, sym_NL[:, t]]
-    ys.append(out_KO[s])
-  return np.stack(ys, axis=1)
-
-
 def extract_fsm(net: NetFns, low: int, high: int, length: int, x_chk: np.ndarray,
-                y_chk: np.ndarray, *, radii=(0.3, 0.15, 0.08, 0.04, 0.02),
+                y_chk: np.ndarray, *, radii=(0.3, 0.15, 0.08, 0.04, 0.02, 0.01),
                 max_states: int = 3000, name: str = "") -> Extraction | None:
   """Finite-state machine of the network, minimised; tries large merge radii first (fewest
   states) and keeps the first whose machine reproduces the check data exactly."""
@@ -197,21 +178,22 @@ def extract_fsm(net: NetFns, low: int, high: int, length: int, x_chk: np.ndarray
       continue
     _, next_KA, out_KO = found
     block = _minimise_with_free_start(next_KA, out_KO)
-    k = int(block.max()) + 1
-    nxt = np.zeros((k, len(symbols)), np.int64)
-    nxt[block] = block[next_KA]
-    out = np.zeros((k, out_KO.shape[1]), np.int64)
+    nxt, _, s0 = quotient(next_KA, out_KO, 0, block)
+    out = np.zeros((len(nxt), out_KO.shape[1]), np.int64)
     out[block] = out_KO
     out[block[1:]] = out_KO[1:]  # the start's own output may be a free placeholder
-    if not np.array_equal(simulate_fsm(nxt, out, int(block[0]), sym_NL), y_chk):
+    if not np.array_equal(simulate(nxt, out, s0, sym_NL), y_chk):
       continue
+    nxt, out, s0 = greedy_merge(nxt, out, s0, sym_NL, y_chk)
+    k = len(nxt)
     prev = np.repeat(np.arange(k), len(symbols))
     x_TI = np.tile(symbols, (k, 1))
     nxt_T = nxt.reshape(-1)
-    machine = DiscreteMachine(np.array([block[0]]), prev[:, None], x_TI, nxt_T[:, None],
+    machine = DiscreteMachine(np.array([s0]), prev[:, None], x_TI, nxt_T[:, None],
                               out[nxt_T], "state", name)
     if not consistency(machine):
-      return Extraction("fsm", machine, k, {"radius": eps, "explored": len(block)})
+      return Extraction("fsm", machine, k, {"radius": eps, "explored": len(block),
+                                            "moore": int(block.max()) + 1})
   return None
 
 

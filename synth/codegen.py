@@ -94,7 +94,7 @@ def program_source(program: Program) -> str:
   labelled = list(zip(s_names, program.next_state)) + list(zip(y_names, program.outputs))
   tables, rendered = [], {}
   for label, f in labelled:
-    table_name = ("NEXT_" if label.startswith("s") else "OUT_") + label.upper()
+    table_name = f.table_name or ("NEXT_" if label.startswith("s") else "OUT_") + label.upper()
     rendered[label] = f.render(table_name)
     if f.method == "table" and f.table_vars:
       tables += _table(table_name, f)

@@ -1,18 +1,20 @@
 """MIPS end to end, per task: data -> search -> simplify -> autoencoder -> regression ->
-codegen -> check, timing every stage; results are written after each task and a rerun skips
-tasks already in results.json (resume after a kill).
+codegen -> selection -> certification, timing every stage; results are written after each
+task and a rerun skips tasks already in results.json (resume after a kill).
 
-The task's rule only makes data and judges the final program; the machine always comes from
-the network's hidden states. A task counts as solved when its program reproduces every output
-of >= 10^5 held-out sequences (synth/check.py, a seed never used for training).
+The task's rule only makes data and judges programs; the machine always comes from the
+network's hidden states. Selection (which network, which extracted machine) keeps the first
+program exact on the validation split at L, 2L, 4L and 10L; certification then runs that one
+program once on the test split (synth/certify.py: disjoint seeds, neither used for training).
+A task counts as solved only when the certificate is exact at every length.
+
+Budgets count training steps and candidates; wall-clock limits are only reported safety stops.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
-import tempfile
 import time
 import traceback
 from typing import Callable, Sequence
@@ -20,8 +22,9 @@ from typing import Callable, Sequence
 import jax
 import numpy as np
 
+from stack import fileio
 from stack.errors import UserError
-from synth import autoencoder, check, codegen, search, simplify, tasks, train
+from synth import autoencoder, certify, codegen, counter, search, simplify, tasks, train
 from synth.regress.choose import regress_machine
 
 
@@ -29,9 +32,11 @@ from synth.regress.choose import regress_machine
 class PipelineConfig:
   n_train: int = 20_000          # training sequences (the published setup drew 10^6)
   n_val: int = 2_000             # validation sequences for early stopping / simplification
-  n_check: int = 100_000         # held-out sequences the final program must get exactly right
-  task_seconds: float = 50.0     # soft per-task budget; the search gets `search_fraction`
-  search_fraction: float = 0.7
+  # Sequences per length (L, 2L, 4L, 10L): selection on the validation split, certification
+  # on the test split.
+  val_counts: tuple[int, ...] = (2_000, 1_000, 500, 300)
+  test_counts: tuple[int, ...] = (100_000, 30_000, 10_000, 10_000)
+  safety_seconds: float = 900.0  # per-search wall-clock safety stop (reported, not a budget)
   candidates: int = 3            # exact networks tried in turn (smallest first)
   extract_sequences: int = 2_000  # sequences whose states feed the lattice encoder
   fsm_check_sequences: int = 20_000 # sequences the FSM must reproduce before regression
@@ -39,9 +44,8 @@ class PipelineConfig:
   fsm_max_symbols: int = 64      # lattice networks fall back to an FSM only below this
   sr_budget_s: float = 2.0       # symbolic-regression time per formula
   simplify_l1: float = 0.0       # > 0: sparsity-inducing retraining before extraction
-  total_seconds: float = 3300.0  # whole-run budget: unsolved tasks are retried while it lasts
-  retry_steps_factor: int = 2    # a retry's step cap and per-task budget grow by this factor
-  retry_max_seconds: float = 150.0  # at most this long per retried task
+  retries: bool = True           # one more pass over unsolved tasks: fresh seeds, more steps
+  retry_steps_factor: int = 2    # a retry's step cap grows by this factor
   search: search.SearchConfig = search.SearchConfig()
   train: train.TrainConfig = train.TrainConfig()
 
@@ -49,7 +53,7 @@ class PipelineConfig:
 def _extractions(cand: search.Candidate, task: tasks.Task, x, y, cfg: PipelineConfig,
                  lo: int, hi: int):
   """The autoencoders that apply to this network, most specific first; each is only run if
-  the machines before it did not survive regression and the held-out check."""
+  the machines before it did not survive regression and selection."""
   net = autoencoder.NetFns(cand.spec, cand.params, cand.arch)
   n_symbols = (hi - lo + 1) ** task.n_in
   if cand.spec.act == "identity":
@@ -65,17 +69,31 @@ def _extractions(cand: search.Candidate, task: tasks.Task, x, y, cfg: PipelineCo
   yield lambda: autoencoder.extract_fsm(net, lo, hi, task.length, x[:cfg.fsm_check_sequences],
                                         y[:cfg.fsm_check_sequences],
                                         max_states=cfg.fsm_max_states, name=task.name)
+  # A linear network's counts are the lattice's business.
+  if cand.spec.act != "identity" and n_symbols <= cfg.fsm_max_symbols:
+    yield lambda: counter.extract_counter(net, lo, hi, task.n_in, task.length,
+                                          max_states=cfg.fsm_max_states, name=task.name,
+                                          sr_budget_s=cfg.sr_budget_s)
+
+
+def _program_lines(path: str) -> int:
+  """Lines of the generated file that are code (not blank, not docstring or comment)."""
+  with open(path) as f:
+    text = f.read()
+  body = text.split('"""', 2)[2] if text.startswith('"""') else text
+  return sum(1 for line in body.splitlines()
+             if line.strip() and not line.strip().startswith(("#", '"""')))
 
 
 def _synthesise(ex, task: tasks.Task, cfg: PipelineConfig, workdir: str, secs: dict,
-                attempt: dict, log):
-  """Regression, code generation and the held-out check of one machine; the program if it
-  passed, else None (and the file is removed)."""
+                attempt: dict, log, train_hashes):
+  """Regression, code generation and selection (the validation split at every length) of one
+  machine; the program if it passed, else None (and the file is removed)."""
   attempt.update(machine=ex.kind, states=ex.n_states)
   log(f" autoencoder: {ex.kind} with {ex.n_states} {'states' if ex.kind == 'fsm' else 'dims'}")
   t = time.time()
   try:
-    program = regress_machine(ex.machine, sr_budget_s=cfg.sr_budget_s)
+    program = ex.program or regress_machine(ex.machine, sr_budget_s=cfg.sr_budget_s)
   except UserError as e:
     attempt["failed"] = f"regression: {e}"
     return None, None
@@ -85,13 +103,15 @@ def _synthesise(ex, task: tasks.Task, cfg: PipelineConfig, workdir: str, secs: d
   path = codegen.write_program(program, os.path.join(workdir, "programs", f"{task.name}.py"))
   secs["codegen"] = secs.get("codegen", 0) + time.time() - t
   t = time.time()
-  res = check.check_program(path, task, n_sequences=cfg.n_check)
-  secs["check"] = secs.get("check", 0) + time.time() - t
-  attempt["check"] = {"solved": res.solved, "n": res.n_sequences}
-  if res.solved:
+  val = certify.check_lengths(path, task, cfg.val_counts, certify.VALIDATION_SEED,
+                              train_hashes=train_hashes, stop_early=True)
+  secs["select"] = secs.get("select", 0) + time.time() - t
+  attempt["validation"] = {r.length: r.exact for r in val.lengths}
+  if val.exact:
     attempt.pop("failed", None)
     return program, path
-  attempt["failed"] = "check"
+  log(f" validation: not exact at length {val.lengths[-1].length}")
+  attempt["failed"] = "validation"
   os.remove(path)
   return None, None
 
@@ -105,11 +125,13 @@ def run_task(task: tasks.Task, cfg: PipelineConfig, workdir: str,
   x_all, y_all = np.concatenate([x_all, rest[0]]), np.concatenate([y_all, rest[1]])
   x, y = x_all[:cfg.n_train], y_all[:cfg.n_train]
   x_val, y_val = x_all[cfg.n_train:cfg.n_train + cfg.n_val], y_all[cfg.n_train:][:cfg.n_val]
+  # Every sequence of the seed-0 sample counts as seen: held-out data at L must avoid them all.
+  train_hashes = certify.sequence_hashes(x_all)
   lo, hi = int(x.min()), int(x.max())
   secs["data"] = time.time() - t
   t = time.time()
   cands, summary = search.search(x, y, x_val, y_val, cfg.search, cfg.train,
-                                 seconds=cfg.task_seconds * cfg.search_fraction, log=log)
+                                 seconds=cfg.safety_seconds, log=log)
   secs["search"] = time.time() - t
   row = {"task": task.name, "index": task.index, "solved": False, "method": "",
          "hidden": None, "program": None, "search": summary, "attempts": []}
@@ -128,36 +150,35 @@ def run_task(task: tasks.Task, cfg: PipelineConfig, workdir: str,
       if ex is None:
         attempt.setdefault("failed", "autoencoder")
         continue
-      program, path = _synthesise(ex, task, cfg, workdir, secs, attempt, log)
+      program, path = _synthesise(ex, task, cfg, workdir, secs, attempt, log, train_hashes)
       if program is not None:
-        row.update(solved=True, method=f"{ex.kind}+{'/'.join(program.methods)}",
-                   hidden=cand.hidden, program=os.path.relpath(path, workdir),
-                   formulas={"next": [f.expr or f"table[{len(f.table)}]"
+        row.update(selected=True, method=f"{ex.kind}+{'/'.join(program.methods)}",
+                   hidden=cand.hidden, states=ex.n_states, machine=ex.kind,
+                   program=os.path.relpath(path, workdir), lines=_program_lines(path),
+                   formulas={"next": [f.template or f.expr or f"table[{len(f.table)}]"
                                       for f in program.next_state],
                              "out": [f.expr or f"table[{len(f.table)}]" for f in program.outputs]})
         break
-    if row["solved"]:
+    if row.get("selected"):
       break
     if "machine" not in attempt:
       log(" autoencoder: no consistent machine")
+  if row.get("selected"):
+    # Certification: the one selected program, once, on the test split.
+    t = time.time()
+    cert = certify.check_lengths(os.path.join(workdir, row["program"]), task, cfg.test_counts,
+                                 certify.TEST_SEED, train_hashes=train_hashes)
+    secs["certify"] = time.time() - t
+    row.update(solved=cert.exact, certificate=cert.as_dict())
+    log(f" certificate: {'exact' if cert.exact else 'NOT exact'} at "
+        + ", ".join(f"{r.length}: {r.n_sequences}" for r in cert.lengths))
   row["seconds"] = {k: round(v, 2) for k, v in secs.items()}
   row["seconds"]["total"] = round(sum(secs.values()), 2)
   return row
 
 
-def _write_json(path: str, obj) -> None:
-  fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
-  with os.fdopen(fd, "w") as f:
-    json.dump(obj, f, indent=1)
-  os.replace(tmp, path)
-
-
 def load_results(workdir: str) -> dict:
-  path = os.path.join(workdir, "results.json")
-  if not os.path.exists(path):
-    return {}
-  with open(path) as f:
-    return json.load(f)
+  return fileio.read_json(os.path.join(workdir, "results.json"), {})
 
 
 def task_names(spec: str) -> list[str]:
@@ -170,25 +191,24 @@ def task_names(spec: str) -> list[str]:
   return [tasks.get_task(n).name for n in names]
 
 
-def _retry_config(cfg: PipelineConfig, seconds: float) -> PipelineConfig:
+def _retry_config(cfg: PipelineConfig) -> PipelineConfig:
   f = cfg.retry_steps_factor
   return dataclasses.replace(
-      cfg, task_seconds=seconds,
-      search=dataclasses.replace(cfg.search, seed_offset=cfg.search.seed_offset + 100),
+      cfg, search=dataclasses.replace(cfg.search, seed_offset=cfg.search.seed_offset + 100),
       train=dataclasses.replace(cfg.train, steps=cfg.train.steps * f))
 
 
 def run(names: Sequence[str], cfg: PipelineConfig, workdir: str,
         log: Callable[[str], None] = print) -> dict:
-  """All tasks in `names`, skipping those already in workdir/results.json; then, while the
-  run's budget lasts, one retry of each unsolved task with more steps, fresh seeds and the
-  time the easy tasks left over."""
+  """All tasks in `names`, skipping those already in workdir/results.json; then (cfg.retries)
+  one more pass over each unsolved task with fresh seeds and retry_steps_factor x the steps.
+  A task whose program was selected but failed certification is not retried: that would let
+  the test split choose the program."""
   os.makedirs(workdir, exist_ok=True)
   jax.config.update("jax_compilation_cache_dir", os.path.join(workdir, "jax_cache"))
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
   results = load_results(workdir)
   start = time.time()
-  spent = sum(r.get("seconds", {}).get("total", 0) for n, r in results.items() if n in names)
 
   def attempt(name: str, pass_cfg: PipelineConfig, label: str) -> None:
     task = tasks.get_task(name)
@@ -207,17 +227,14 @@ def run(names: Sequence[str], cfg: PipelineConfig, workdir: str,
     log(f" -> {'SOLVED' if row['solved'] else 'not solved'} {row.get('method', '')} "
         f"in {row.get('seconds', {}).get('total', 0):.0f}s")
     results[name] = row
-    _write_json(os.path.join(workdir, "results.json"), results)
+    fileio.write_json(os.path.join(workdir, "results.json"), results)
 
   todo = [n for n in names if n not in results]
   for i, name in enumerate(todo):
     attempt(name, cfg, f"{i + 1}/{len(todo)}")
-  retry = [n for n in names if not results[n]["solved"] and results[n].get("passes", 1) < 2]
-  for i, name in enumerate(retry):
-    left = cfg.total_seconds - spent - (time.time() - start)
-    seconds = min(cfg.retry_max_seconds, left / (len(retry) - i))
-    if seconds < cfg.task_seconds:
-      log(f"retries stop: {left:.0f}s of the run's budget left")
-      break
-    attempt(name, _retry_config(cfg, seconds), f"retry {i + 1}/{len(retry)}")
+  if cfg.retries:
+    retry = [n for n in names if not results[n]["solved"] and not results[n].get("selected")
+             and results[n].get("passes", 1) < 2]
+    for i, name in enumerate(retry):
+      attempt(name, _retry_config(cfg), f"retry {i + 1}/{len(retry)}")
   return results

@@ -156,6 +156,9 @@ def train_models(spec: rnn.NetSpec, scales: dict, hidden: Sequence[int], relu: S
   rng = np.random.default_rng(int(seeds[0]) + 7919)
   key = jax.random.PRNGKey(0)
   exact_M = np.zeros(len(hidden_M))
+  # Each model's parameters at its most exact evaluation (the latest among ties, so polished):
+  # a model exact at one evaluation may drift off it later in the schedule.
+  best_M, best_params = np.full(len(hidden_M), -1.0), None
   stop_at, i = cfg.steps, 0
   while i < stop_at:
     idx = rng.integers(0, len(x_train), cfg.batch)
@@ -164,6 +167,12 @@ def train_models(spec: rnn.NetSpec, scales: dict, hidden: Sequence[int], relu: S
     if i % cfg.eval_every == 0 or i == stop_at:
       p = {k: v for k, v in state.params.items() if k != "keep"}
       exact_M = np.asarray(exact(p, arch_M, x_val, y_val))
+      better = exact_M >= best_M
+      host = jax.device_get(p)
+      best_params = host if best_params is None else jax.tree.map(
+          lambda new, old: np.where(better.reshape((-1,) + (1,) * (new.ndim - 1)), new, old),
+          host, best_params)
+      best_M = np.maximum(best_M, exact_M)
       elapsed = time.time() - start
       log(f"  step {i:5d}  loss {float(metrics['loss_min']):.2e}  exact(best) "
           f"{exact_M.max():.4f}  models exact {int((exact_M == 1).sum())}/{len(exact_M)}  "
@@ -172,9 +181,8 @@ def train_models(spec: rnn.NetSpec, scales: dict, hidden: Sequence[int], relu: S
         stop_at = min(i + cfg.polish_steps, cfg.steps)
       if elapsed > cfg.seconds:
         break
-  params = {k: v for k, v in jax.device_get(state.params).items() if k != "keep"}
-  return TrainResult(params_M=params, arch_M=arch_M, hidden_M=hidden_M, relu_M=relu_M,
-                     exact_M=exact_M, steps=i, seconds=time.time() - start)
+  return TrainResult(params_M=best_params, arch_M=arch_M, hidden_M=hidden_M, relu_M=relu_M,
+                     exact_M=best_M, steps=i, seconds=time.time() - start)
 
 
 class _Frozen:

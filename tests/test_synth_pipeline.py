@@ -1,5 +1,6 @@
-"""MIPS end to end on small tasks: every stage runs, programs are written and pass the 10^5
-held-out check, results.json is written per task and a rerun resumes instead of redoing."""
+"""MIPS end to end on small tasks: every stage runs, programs are written, selected on the
+validation split and certified on the test split at L, 2L, 4L and 10L, results.json is written
+per task and a rerun resumes instead of redoing."""
 
 import json
 import os
@@ -10,7 +11,7 @@ import pytest
 
 from stack import config
 from stack.errors import UserError
-from synth import check, pipeline, report, tasks
+from synth import certify, check, pipeline, report, tasks
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -38,8 +39,17 @@ def test_small_tasks_are_solved_end_to_end(run_dir):
     assert os.path.exists(path)
     # Re-check the written program independently, on a different held-out seed.
     assert check.check_program(path, tasks.get_task(name), seed=77).solved
+    cert = row["certificate"]
+    assert cert["exact"] and [v["length"] for v in cert["lengths"].values()] == [
+        10 * k for k in certify.LENGTH_FACTORS]
+    assert all(v["exact"] for v in cert["lengths"].values())
+    assert row["lines"] <= 12 and row["attempts"][-1]["validation"] == {
+        str(10 * k): True for k in certify.LENGTH_FACTORS}
     assert set(row["seconds"]) >= {"data", "search", "simplify", "autoencoder", "regression",
-                                   "codegen", "check", "total"}
+                                   "codegen", "select", "certify", "total"}
+  # Binary inputs of length 10 (2^10 sequences) are all in training; Sum_Last2's are not.
+  assert not results["Parity_All"]["certificate"]["disjoint_at_L"]
+  assert results["Sum_Last2"]["certificate"]["disjoint_at_L"]
   with open(os.path.join(workdir, "results.json")) as f:
     assert set(json.load(f)) == {"Parity_All", "Sum_Last2", "Binary_Addition"}
 
@@ -51,7 +61,7 @@ def test_rerun_resumes_and_table_counts(run_dir):
                        log=lines.append)
   assert lines == [] and again == results
   text = report.table(results)
-  assert "3/62 solved" in text and "| 14 | Parity_All | 1 | 1 | 0 |" in text
+  assert "3/62 solved" in text and "| 14 | Parity_All | 1 | 1 / 1 / 1 / 1 | no (1,024" in text
 
 
 def test_bad_task_name_is_one_line_and_exit_2(tmp_path):

@@ -26,6 +26,10 @@ class Formula:
   size: int                                     # complexity used to pick the shortest
   table: tuple[tuple[tuple[int, ...], int], ...] = ()   # sorted (key, value) for 'table'
   table_vars: tuple[str, ...] = ()              # the key: variables or expressions, in order
+  # A formula built around this one (synth/counter.py: 's1 + (STEP_S1[x1])'): the generated
+  # code uses `template`, and a table is emitted under `table_name`.
+  template: str = ""
+  table_name: str = ""
 
   def grid(self) -> tuple[tuple[int, ...], list] | None:
     """A table over one or two variables whose keys fill a box, as (key offsets, nested list
@@ -43,6 +47,8 @@ class Formula:
 
   def render(self, table_name: str) -> str:
     """The expression as it appears in generated code (a table becomes a lookup)."""
+    if self.template:
+      return self.template
     if self.method != "table":
       return self.expr
     if not self.table_vars:
