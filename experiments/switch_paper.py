@@ -1,13 +1,17 @@
 """The Switch SAE paper's experiments (arXiv 2410.08201) on SmolLM2-135M residual activations.
 
-    # smoke: synthetic activations, six tiny runs and every figure, well under a minute
-    python -m launch.switch_paper --config=experiments/switch_paper.py:smoke --workdir=/tmp/sp_smoke
+    # smoke: synthetic activations, six tiny runs, well under a minute; then every figure
+    python -m launch.main --config=experiments/switch_paper.py:smoke --workdir=/tmp/sp_smoke
+    python -m experiments.switch_paper_figures --config=experiments/switch_paper.py:smoke \
+        --workdir=/tmp/sp_smoke
     # the small-scale sweep on two CPU cores (harvests SmolLM2 layer 15 first; resumable)
-    nice -n 5 python -m launch.switch_paper --config=experiments/switch_paper.py --workdir=runs/switch_paper
+    nice -n 5 python -m launch.main --config=experiments/switch_paper.py --workdir=runs/switch_paper
+    python -m experiments.switch_paper_figures --config=experiments/switch_paper.py \
+        --workdir=runs/switch_paper --out=results/switch_paper
     # one part of it: flop_matched | width_matched | baselines | alpha_sweep | scaling (comma-separated)
-    python -m launch.switch_paper --config=experiments/switch_paper.py:flop_matched --workdir=runs/switch_paper
+    python -m launch.main --config=experiments/switch_paper.py:flop_matched --workdir=runs/switch_paper
     # the paper's scale on a pod: add `gpt2` (GPT-2 small block 8, M = 32 d, 8192-token batches)
-    python -m launch.switch_paper --config=experiments/switch_paper.py:gpt2,flop_matched \
+    python -m launch.main --config=experiments/switch_paper.py:gpt2,flop_matched \
         --workdir=gs://.../switch_paper --multihost
 
 Without a variant naming a part, every group runs in the order flop_matched, width_matched,

@@ -2,7 +2,8 @@
 
     python -m launch.main --config=experiments/quickstart.py --workdir=runs/main
 
-Rerunning the same command after a kill resumes (harvest shards, checkpoints, finished runs).
+Any sweep config runs the same way (experiments/switch_paper.py; its figures are then drawn by
+experiments/switch_paper_figures.py). Rerunning the same command after a kill resumes (harvest shards, checkpoints, finished runs).
 """
 
 from absl import logging

@@ -15,7 +15,8 @@ import threading
 import numpy as np
 import pytest
 
-from sae import paper_figures, sweep as sweep_lib
+from experiments import switch_paper_figures
+from sae import sweep as sweep_lib
 from sae.activations.store import ActivationStore
 from stack import config
 
@@ -69,7 +70,7 @@ def test_real_sweep_splice_and_autointerp(tmp_path):
     assert r["ce_zero"] > r["ce_recon"] >= r["ce_orig"] - 0.5
     assert r["delta_ce"] == pytest.approx(r["ce_recon"] - r["ce_orig"])
     assert r["loss_recovered"] == pytest.approx((r["ce_zero"] - r["ce_recon"]) / (r["ce_zero"] - r["ce_orig"]))
-  assert "pareto_width_matched" in paper_figures.write_figures(workdir, str(tmp_path / "figs"))
+  assert "pareto_width_matched" in switch_paper_figures.write_figures(workdir, str(tmp_path / "figs"))
 
   server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Stub)
   thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)

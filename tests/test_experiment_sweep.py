@@ -10,7 +10,8 @@ import sys
 import numpy as np
 import pytest
 
-from sae import evaluate, paper_figures, sweep as sweep_lib
+from experiments import switch_paper_figures
+from sae import evaluate, sweep as sweep_lib
 from sae.config import ModelConfig
 from stack import config
 
@@ -85,12 +86,14 @@ def test_smoke_sweep_end_to_end_and_resume(tmp_path):
   assert row["mse"] == pytest.approx(err / len(x_ND), rel=1e-4)
   assert row["fvu"] == pytest.approx(err / np.sum((x_ND - x_ND.mean(0)) ** 2), rel=1e-4)
 
-  figures = paper_figures.write_figures(workdir, str(tmp_path / "figs"))
+  figures = switch_paper_figures.main([f"--config={CONFIG}:smoke", f"--workdir={workdir}",
+                                       f"--out={tmp_path / 'figs'}"])
   for name in ("pareto_flop_matched", "pareto_width_matched", "duplicates", "heatmap", "embedding",
                "alpha_sweep", "training_alpha0", "scaling"):
     assert os.path.getsize(figures[name]) > 1000
     assert os.path.isfile(figures[name][:-4] + ".json")
   assert "| 4 |" in open(tmp_path / "figs" / "table.md").read()
+  assert json.load(open(tmp_path / "figs" / "sweep.json")) == on_disk
 
   # A rerun trains nothing: every run's checkpoints and results stay as they were.
   before = {n: os.path.getmtime(os.path.join(workdir, "runs", n, "result.json")) for n in names}

@@ -1,5 +1,8 @@
-"""The paper's figures and table from a sweep directory (sweep.json + each run's decoder.npz).
+"""The Switch SAE paper's figures and table from a sweep directory (sweep.json + each run's
+decoder.npz), after `python -m launch.main --config=experiments/switch_paper.py --workdir=...`:
 
+    python -m experiments.switch_paper_figures --config=experiments/switch_paper.py \
+        --workdir=runs/switch_paper --out=results/switch_paper
     write_figures(workdir, out_dir) -> {figure name: png path}   (a JSON beside every PNG)
 
 Figures: Pareto frontiers (MSE, FVU, loss recovered vs L0) for the FLOP-matched and the
@@ -7,19 +10,24 @@ width-matched sweeps with the dense baselines; MSE vs training FLOPs and wall-cl
 duplicated-latent fraction per N; inter-expert similarity heatmap beside a dense TopK cut into
 blocks; t-SNE of decoder rows coloured by expert; expert load and dead latents over training;
 the load-balance alpha sweep. Plus table.md (MSE and loss recovered per k) and analyses.json.
-A figure whose runs have not finished yet is left out, so this works on a partial sweep.
+A figure whose runs have not finished yet is left out, so this works on a partial sweep. With
+--config (and the sweep's --set overrides) sweep.json is first rebuilt from every finished run,
+so workers that ran different parts of the sweep are all drawn; nothing is trained here.
 """
 
 from __future__ import annotations
 
-import json
+import argparse
 import os
 from typing import Optional
 
 import numpy as np
 
+from sae import sweep as sweep_lib
 from sae.analysis import embed, geometry, plots
-from sae.train import write_json
+from stack import config
+from stack.errors import UserError
+from stack.fileio import read_json, read_jsonl, write_json, write_text
 
 KIND_LABELS = {"topk": "TopK", "relu": "ReLU", "gated": "Gated", "batchtopk": "BatchTopK"}
 
@@ -48,10 +56,7 @@ def _load(workdir: str, name: str) -> Optional[np.lib.npyio.NpzFile]:
 
 def _metrics_rows(workdir: str, name: str) -> list[dict]:
   path = os.path.join(workdir, "runs", name, "metrics.jsonl")
-  if not os.path.isfile(path):
-    return []
-  with open(path, encoding="utf-8") as f:
-    return [json.loads(line) for line in f if line.strip()]
+  return read_jsonl(path) if os.path.isfile(path) else []
 
 
 def _pick(runs: list[dict], **want) -> Optional[dict]:
@@ -111,8 +116,9 @@ def table_markdown(sweep: dict, dense_width: int, relative: bool = False) -> str
 
 
 def write_figures(workdir: str, out_dir: str, *, tsne_points: int = 1024, tsne_steps: int = 500) -> dict:
-  with open(os.path.join(workdir, "sweep.json"), encoding="utf-8") as f:
-    sweep = json.load(f)
+  sweep = read_json(os.path.join(workdir, "sweep.json"))
+  if sweep is None:
+    raise UserError(f"{workdir} holds no sweep.json; run the sweep first (python -m launch.main)")
   cfg = sweep["config"]
   os.makedirs(out_dir, exist_ok=True)
   m, k_main, runs = cfg["dense_width"], cfg["alpha_k"], sweep["runs"]
@@ -173,9 +179,37 @@ def write_figures(workdir: str, out_dir: str, *, tsne_points: int = 1024, tsne_s
     out["alpha_sweep"] = plots.alpha_plot(alpha_rows, path("alpha_sweep"),
                                           metrics=("mse", "frac_dead", "max_expert_load"))
 
-  with open(os.path.join(out_dir, "table.md"), "w", encoding="utf-8") as f:
-    f.write("MSE summed over d (loss recovered), held-out activations\n\n" + table_markdown(sweep, m))
-    f.write("\nMSE change against dense TopK at the same k\n\n" + table_markdown(sweep, m, relative=True))
+  write_text(os.path.join(out_dir, "table.md"),
+             "MSE summed over d (loss recovered), held-out activations\n\n" + table_markdown(sweep, m)
+             + "\nMSE change against dense TopK at the same k\n\n" + table_markdown(sweep, m, relative=True))
   write_json(os.path.join(out_dir, "analyses.json"), analyses)
   write_json(os.path.join(out_dir, "figures.json"), out)
   return out
+
+
+def main(argv=None) -> dict:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--workdir", required=True, help="the sweep's workdir (runs/, sweep.json)")
+  parser.add_argument("--out", default=None, help="figures, table and a copy of sweep.json "
+                      "(default: <workdir>/figures)")
+  parser.add_argument("--config", default=None, help="the sweep's config; rebuilds sweep.json "
+                      "from every finished run first")
+  parser.add_argument("--set", action="append", default=[], help="the sweep's config overrides")
+  args = parser.parse_args(argv)
+  workdir = os.path.abspath(args.workdir)
+  out_dir = os.path.abspath(args.out or os.path.join(workdir, "figures"))
+  if args.config:
+    cfg = config.to_dataclass(config.apply_overrides(config.load_config(args.config), args.set),
+                              sweep_lib.SweepConfig)
+    sweep_lib.write_sweep(cfg, workdir)
+  figures = write_figures(workdir, out_dir)
+  write_json(os.path.join(out_dir, "sweep.json"), read_json(os.path.join(workdir, "sweep.json")))
+  print(f"{len(figures)} figures in {out_dir}", flush=True)
+  return figures
+
+
+if __name__ == "__main__":
+  try:
+    main()
+  except UserError as e:
+    raise SystemExit(f"error: {e}") from None
