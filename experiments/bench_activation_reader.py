@@ -13,7 +13,6 @@ synthetic store shaped like SmolLM2's (d = 576, float16) is written to a temp di
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import tempfile
 import time
@@ -23,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from sae.activations import store
+from stack.fileio import write_json
 
 
 def synthetic_store(path: str, tokens: int, d: int, shard_tokens: int) -> None:
@@ -98,10 +98,8 @@ def main() -> None:
     print(f"{name:<28}{rate:>14,.0f}{rate / base:>12.2f}")
   print(f"reader / SAE step = {rates['activation_source'] / rates['dense_sae_train_step']:.1f}x "
         f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
-  os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-  with open(args.out, "w", encoding="utf-8") as f:
-    json.dump({"tokens_per_s": rates, "d_model": s.d_model, "n_tokens": s.n_tokens,
-               "batch": args.batch, "load_average": os.getloadavg()[0]}, f, indent=1)
+  write_json(args.out, {"tokens_per_s": rates, "d_model": s.d_model, "n_tokens": s.n_tokens,
+                        "batch": args.batch, "load_average": os.getloadavg()[0]})
 
 
 if __name__ == "__main__":

@@ -17,9 +17,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
-import json
 import os
-import tempfile
 import time
 
 import jax
@@ -29,6 +27,7 @@ import numpy as np
 from sae import dispatch, models
 from sae.config import ModelConfig
 from stack import hostenv, mesh as mesh_lib, optim, sharding, state as state_lib, step as step_lib
+from stack.fileio import write_json
 
 
 def step_flops(cfg: ModelConfig, batch: int) -> float:
@@ -217,9 +216,7 @@ def main():
             "matmul_s": matmul_s, "matmul_gflop_per_s": matmul_gflops, "optimizer_s": opt_s,
             "optimizer_times_s": opt_times, "rows": rows}
   os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-  with tempfile.NamedTemporaryFile("w", dir=os.path.dirname(os.path.abspath(args.out)), delete=False) as f:
-    json.dump(result, f, indent=1)
-  os.replace(f.name, args.out)
+  write_json(args.out, result)
   print(f"wrote {args.out}")
 
 

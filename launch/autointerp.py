@@ -26,7 +26,7 @@ def main(argv):
   common.check_argv(argv)
   from sae import sweep  # pylint: disable=import-outside-toplevel
   from sae.interpret import interpret  # pylint: disable=import-outside-toplevel
-  from sae.analysis.chat import ChatClient  # pylint: disable=import-outside-toplevel
+  from stack.chat import ChatClient  # pylint: disable=import-outside-toplevel
   from stack.config import to_dataclass  # pylint: disable=import-outside-toplevel
   from stack.errors import UserError  # pylint: disable=import-outside-toplevel
   f = flags.FLAGS

@@ -25,7 +25,7 @@ def interpret(cfg: SweepConfig, workdir: str, run_name: str, client, out_path: s
               num_latents: int = 1000, num_tokens: int = 65_536, num_workers: int = 4,
               seed: int = 0) -> dict:
   """Auto-interpretability of one finished run: contexts from the training store's token
-  stream, explanations and detection scores by `client` (sae.analysis.chat.ChatClient)."""
+  stream, explanations and detection scores by `client` (stack.chat.ChatClient)."""
   from sae.activations.store import ActivationStore  # pylint: disable=import-outside-toplevel
   from sae.analysis import autointerp, contexts  # pylint: disable=import-outside-toplevel
   specs = {s.name: s for s in expand(cfg)}

@@ -9,18 +9,22 @@ dead latents tracked in the train state's aux (tokens since each latent last fir
 
 An activation source is any object with .d_model and .batches(start_step) -> iterator of
 float32 (B, d) arrays, deterministic in start_step so a resumed run continues the same stream.
+
+Several processes (a pod, launch/local_cluster.sh): data.batch_size stays the global batch;
+each process feeds its 1/process_count share of it (the store: batches from its own shards;
+the synthetic source: its rows of the global batch), and the global batch is the processes'
+shares in process order.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
-import tempfile
 from typing import Any
 
 import jax
+from jax.experimental import multihost_utils
 import jax.numpy as jnp
 import numpy as np
 
@@ -30,6 +34,7 @@ from sae.models.switch import Switch
 from sae.synthetic import SyntheticSource
 from stack import loop, mesh as mesh_lib, optim, sharding, state as state_lib, step as step_lib
 from stack.errors import UserError
+from stack.fileio import write_json
 
 EVAL_SEED_OFFSET = 1_000_003   # eval batches come from a stream training never sees
 
@@ -38,14 +43,31 @@ def width_scaled_lr(width: int) -> float:
   return 2e-4 / math.sqrt(width / 2 ** 14)
 
 
+class _ProcessRows:
+  """This process's share (rows in process order) of a source that yields the global batch."""
+
+  def __init__(self, source):
+    self.source, self.d_model = source, source.d_model
+
+  def batches(self, start_step: int = 0):
+    i, share = jax.process_index(), self.source.batch_size // jax.process_count()
+    for x_BD in self.source.batches(start_step):
+      yield x_BD[i * share:(i + 1) * share]
+
+
 def make_source(data: DataConfig, seed_offset: int = 0):
+  processes = jax.process_count()
+  if data.batch_size % processes:
+    raise UserError(f"data.batch_size {data.batch_size} is not divisible by the {processes} "
+                    "processes that share each batch; pick a multiple")
   if data.source == "synthetic":
-    return SyntheticSource(data, seed_offset)
+    source = SyntheticSource(data, seed_offset)
+    return source if processes == 1 else _ProcessRows(source)
   if data.source == "store":
     if not data.path:
       raise UserError("data.source='store' needs data.path, the activation store directory")
     from sae.activations.store import ActivationSource  # pylint: disable=import-outside-toplevel
-    return ActivationSource(data.path, data.batch_size, data.seed + seed_offset)
+    return ActivationSource(data.path, data.batch_size // processes, data.seed + seed_offset)
   raise UserError(f"data.source {data.source!r} is unknown; use 'synthetic' or 'store'")
 
 
@@ -87,7 +109,8 @@ def setup(cfg: TrainConfig, source, first_batch_BD: np.ndarray) -> Setup:
   return Setup(model, mesh, state, abstract, step, batch_sharding)
 
 
-def evaluate(model: models.SAE, params, aux, batches, num_batches: int, dead_tokens: int) -> dict:
+def evaluate(model: models.SAE, params, aux, batches, num_batches: int, dead_tokens: int,
+             batch_sharding: jax.sharding.NamedSharding) -> dict:
   """Held-out metrics: MSE (summed over d), FVE, L0, cosine, dead fractions, expert load, drops."""
 
   @jax.jit
@@ -98,43 +121,44 @@ def evaluate(model: models.SAE, params, aux, batches, num_batches: int, dead_tok
       metrics["expert_load_N"] = jnp.mean(jax.nn.one_hot(rt.expert_B, model.num_experts), axis=0)
     return metrics, carry
 
-  carry, rows, tokens = model.init_aux(), [], 0
+  # Inputs as global arrays and results gathered to every host, so one code serves pods too.
+  carry = jax.device_put(jax.device_get(model.init_aux()), sharding.replicated(batch_sharding.mesh))
+  rows, tokens = [], 0
   for _, x_BD in zip(range(num_batches), batches):
-    metrics, carry = one(params, carry, jnp.asarray(x_BD))
-    rows.append(jax.device_get(metrics))
-    tokens += x_BD.shape[0]
+    metrics, carry = one(params, carry, loop.put_batch(x_BD, batch_sharding))
+    rows.append(multihost_utils.process_allgather(metrics, tiled=True))
+    tokens += x_BD.shape[0] * jax.process_count()
   out = {k: float(np.mean([r[k] for r in rows])) for k in rows[0] if np.ndim(rows[0][k]) == 0}
   out.pop("dead_fraction", None)  # meaningless for the fresh eval counters; replaced below
-  since_M = np.asarray(jax.device_get(carry["tokens_since_fired_M"]))
+  since_M = multihost_utils.process_allgather(carry["tokens_since_fired_M"], tiled=True)
   out["eval_unfired_fraction"] = float(np.mean(since_M >= tokens))
-  out["dead_fraction"] = float(np.mean(np.asarray(jax.device_get(aux["tokens_since_fired_M"])) >= dead_tokens))
+  out["dead_fraction"] = float(np.mean(multihost_utils.process_allgather(aux["tokens_since_fired_M"], tiled=True) >= dead_tokens))
   if "expert_load_N" in rows[0]:
     out["expert_load"] = np.mean([r["expert_load_N"] for r in rows], axis=0).tolist()
   out["eval_tokens"] = tokens
   return out
 
 
-def write_json(path: str, obj: Any) -> None:
-  """Atomic: a reader sees the old file or the new one, never half of one."""
-  with tempfile.NamedTemporaryFile("w", dir=os.path.dirname(path), delete=False, suffix=".tmp") as f:
-    json.dump(obj, f, indent=1)
-  os.replace(f.name, path)
-
-
-def run(cfg: TrainConfig, workdir: str) -> dict:
+def run(cfg: TrainConfig, workdir: str, *, eval_fn=None, eval_at: tuple[int, ...] = ()) -> dict:
+  """Trains (or resumes) to cfg.num_steps; eval_fn(model, state) -> metrics is also evaluated
+  after each step in eval_at (rows 'eval/...' in metrics.jsonl: a token curve)."""
   source = make_source(cfg.data)
-  first = next(source.batches(0))
+  # The bias init (geometric median) must see the same global batch on every process.
+  first = multihost_utils.process_allgather(next(source.batches(0)), tiled=True)
   s = setup(cfg, source, first)
   loop_cfg = loop.LoopConfig(num_steps=cfg.num_steps, log_every=cfg.log_every,
-                             checkpoint_every=cfg.checkpoint_every, tensorboard=cfg.tensorboard)
+                             checkpoint_every=cfg.checkpoint_every, tensorboard=cfg.tensorboard,
+                             eval_at=tuple(eval_at))
   state = loop.train(s.state, s.step, source.batches, cfg=loop_cfg, workdir=workdir,
+                     eval_fn=None if eval_fn is None else (lambda st: eval_fn(s.model, st)),
                      rng=jax.random.PRNGKey(cfg.seed + 1), abstract_state=s.abstract_state,
                      batch_sharding=s.batch_sharding, items_per_step=cfg.data.batch_size, unit="tokens")
   eval_source = make_source(cfg.data, EVAL_SEED_OFFSET)
   results = evaluate(s.model, state.params, state.aux, eval_source.batches(0), cfg.eval_batches,
-                     cfg.model.dead_tokens)
+                     cfg.model.dead_tokens, s.batch_sharding)
   results.update(step=int(state.step), kind=cfg.model.kind, width=s.model.width, k=cfg.model.k,
                  num_experts=cfg.model.num_experts if cfg.model.kind == "switch" else 1)
-  write_json(os.path.join(workdir, "eval.json"), results)
+  if jax.process_index() == 0:
+    write_json(os.path.join(workdir, "eval.json"), results)
   print("eval: " + ", ".join(f"{k}={v:.4g}" for k, v in results.items() if isinstance(v, float)), flush=True)
   return results

@@ -12,6 +12,8 @@ from typing import Any, Mapping
 
 import jax
 
+from stack.fileio import append_jsonl, read_jsonl, write_text
+
 
 def _plain(value: Any) -> Any:
   if getattr(value, "ndim", 0) > 0:
@@ -43,19 +45,14 @@ class MetricWriter:
     """On resume: drop rows of steps after the restored checkpoint (they will be recomputed)."""
     if not (self._active and os.path.exists(self.path)):
       return
-    with open(self.path) as f:
-      rows = [line for line in f if line.strip() and json.loads(line).get("step", 0) <= step]
-    tmp = self.path + ".tmp"
-    with open(tmp, "w") as f:
-      f.writelines(rows)
-    os.replace(tmp, self.path)
+    rows = [row for row in read_jsonl(self.path) if row.get("step", 0) <= step]
+    write_text(self.path, "".join(json.dumps(row) + "\n" for row in rows))
 
   def write(self, step: int, metrics: Mapping[str, Any]) -> None:
     if not self._active:
       return
     row = {"step": int(step), **{k: _plain(v) for k, v in metrics.items()}}
-    with open(self.path, "a") as f:
-      f.write(json.dumps(row) + "\n")
+    append_jsonl(self.path, row)
     if self._tb is not None:
       for key, value in row.items():
         if key != "step" and isinstance(value, (int, float)):
@@ -64,8 +61,3 @@ class MetricWriter:
   def close(self) -> None:
     if self._tb is not None:
       self._tb.close()
-
-
-def read_jsonl(path: str) -> list[dict[str, Any]]:
-  with open(path) as f:
-    return [json.loads(line) for line in f if line.strip()]

@@ -15,7 +15,8 @@ import threading
 import numpy as np
 import pytest
 
-from sae.analysis import autointerp, chat, contexts
+from sae.analysis import autointerp, contexts
+from stack import chat
 from stack.errors import UserError
 
 KEY = "sk-test-SECRET-4242"

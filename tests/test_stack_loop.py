@@ -80,7 +80,8 @@ def test_unwritable_workdir_is_one_clear_error(tmp_path):
 
 
 def test_vector_metrics_are_written_as_lists(tmp_path):
-  from stack.metrics import MetricWriter, read_jsonl
+  from stack.fileio import read_jsonl
+  from stack.metrics import MetricWriter
   writer = MetricWriter(str(tmp_path))
   writer.write(3, {"loss": np.float32(1.5), "expert_load_N": np.array([0.25, 0.75], np.float32),
                    "bad": float("nan")})

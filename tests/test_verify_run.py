@@ -101,7 +101,7 @@ def test_chat_backend_retries_with_feedback_and_caches(api, first, data_dir, tmp
 
 def test_unreachable_endpoint_is_one_clear_line():
   be = backends.ChatBackend("openai", "m", url="http://127.0.0.1:9", key=KEY, cache_dir=None, http_retries=0)
-  with pytest.raises(UserError, match="cannot reach model endpoint") as e:
+  with pytest.raises(UserError, match="cannot reach chat endpoint") as e:
     be.complete([{"role": "user", "content": "hi"}])
   assert KEY not in str(e.value) and "\n" not in str(e.value) and KEY not in repr(be)
 

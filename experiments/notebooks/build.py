@@ -18,6 +18,7 @@ import sys
 import nbformat
 
 from experiments.notebooks import cells_dafnybench, cells_mips, cells_switch_sae
+from stack.fileio import write_text
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO_URL = "git+https://github.com/OWNER/switchbench"
@@ -137,10 +138,7 @@ def main(argv=None) -> int:
       continue
     stale.append(path)
     if not args.check:
-      tmp = path + ".tmp"
-      with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-      os.replace(tmp, path)
+      write_text(path, text)
   verb = "stale" if args.check else "written"
   print("\n".join(f"{verb}: {p}" for p in stale) or "all notebooks up to date")
   return 1 if args.check and stale else 0

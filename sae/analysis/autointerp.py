@@ -21,8 +21,9 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from sae.analysis.chat import ChatClient
 from sae.analysis.contexts import Contexts, render
+from stack.chat import ChatClient
+from stack.fileio import append_jsonl, read_jsonl, write_json, write_text
 
 EXPLAIN_SYSTEM = (
     "You are studying a feature of a language model that fires on particular tokens. You will "
@@ -126,16 +127,17 @@ def score_latent(column: int, contexts: Contexts, token_ids_T: np.ndarray,
 
 
 def _read_rows(path: str) -> list[dict]:
-  """The complete rows of a results JSONL; a line cut short by a killed run is dropped (redone)."""
+  """The complete rows of a results JSONL. A row cut short by a killed run is dropped from the
+  file too (it is redone), so the rows appended next start on a line of their own."""
   if not os.path.exists(path):
     return []
-  rows = []
-  with open(path) as f:
-    for line in f:
-      try:
-        rows.append(json.loads(line))
-      except json.JSONDecodeError:
-        continue
+  rows = read_jsonl(path)
+  if os.path.getsize(path):
+    with open(path, "rb") as f:
+      f.seek(-1, os.SEEK_END)
+      torn = f.read(1) != b"\n"
+    if torn:
+      write_text(path, "".join(json.dumps(row) + "\n" for row in rows))
   return rows
 
 
@@ -178,11 +180,6 @@ def run_autointerp(token_ids_T: np.ndarray, contexts: Contexts, decode: Callable
   done = {r["latent"] for r in _read_rows(out_path)}
   todo = [c for c in range(len(contexts.latent_ids)) if int(contexts.latent_ids[c]) not in done]
   os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
-  if os.path.exists(out_path) and os.path.getsize(out_path):
-    with open(out_path, "rb+") as f:
-      f.seek(-1, os.SEEK_END)
-      if f.read(1) != b"\n":
-        f.write(b"\n")  # new rows must not continue a half-written one
   began = time.time()
   pool = concurrent.futures.ThreadPoolExecutor(max(1, num_workers))
   try:
@@ -191,8 +188,7 @@ def run_autointerp(token_ids_T: np.ndarray, contexts: Contexts, decode: Callable
     for i, future in enumerate(concurrent.futures.as_completed(futures)):
       row = future.result()
       row["expert"] = None if experts is None else int(experts[futures[future]])
-      with open(out_path, "a") as f:
-        f.write(json.dumps(row) + "\n")
+      append_jsonl(out_path, row)
       if verbose:
         rate = (i + 1) / max(time.time() - began, 1e-9)
         print(f"autointerp {i + 1}/{len(todo)} latents, {rate:.2f}/s, "
@@ -201,8 +197,5 @@ def run_autointerp(token_ids_T: np.ndarray, contexts: Contexts, decode: Callable
   finally:
     pool.shutdown(wait=True, cancel_futures=True)  # on an error: stop, keep what is written
   summary = {**summarize(_read_rows(out_path)), "model": client.model}
-  tmp = summary_path(out_path) + ".tmp"
-  with open(tmp, "w") as f:
-    json.dump(summary, f, indent=1)
-  os.replace(tmp, summary_path(out_path))
+  write_json(summary_path(out_path), summary)
   return summary

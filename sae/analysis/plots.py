@@ -7,7 +7,6 @@ path. Rows missing a plotted key are left out of that panel rather than failing 
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from typing import Any, Optional, Sequence
@@ -19,6 +18,7 @@ import matplotlib.pyplot as plt  # pylint: disable=wrong-import-position
 import numpy as np  # pylint: disable=wrong-import-position
 
 from stack.errors import UserError  # pylint: disable=wrong-import-position
+from stack.fileio import atomic_path, write_json  # pylint: disable=wrong-import-position
 
 # Metrics that span orders of magnitude get log axes; bounded ones (FVE, loss recovered) do not.
 LOG_KEYS = frozenset({"l0", "mse", "fvu", "flops", "seconds", "delta_ce", "num_latents", "width"})
@@ -54,13 +54,10 @@ def _save(fig, out_path: str, data: dict) -> str:
   if not out_path.endswith(".png"):
     raise UserError(f"plot paths must end in .png; got {out_path!r}")
   os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
-  fig.savefig(out_path + ".tmp", format="png", dpi=120)
+  with atomic_path(out_path) as tmp:
+    fig.savefig(tmp, format="png", dpi=120)
   plt.close(fig)
-  os.replace(out_path + ".tmp", out_path)
-  json_path = out_path[:-4] + ".json"
-  with open(json_path + ".tmp", "w") as f:
-    json.dump(_plain(data), f, indent=1)
-  os.replace(json_path + ".tmp", json_path)
+  write_json(out_path[:-4] + ".json", _plain(data))
   return out_path
 
 
