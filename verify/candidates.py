@@ -185,6 +185,7 @@ def _from_postconditions(src: str, ensures: list[list[Token]], x: str, op: str, 
     if conclusion:
       parts.append(conclusion)
     for part in parts:
+      found.append(_text(src, part))  # what the loop must establish may hold all along
       for sub in subs:
         inv = _substitute(src, part, sub, x)
         if inv:
@@ -217,6 +218,28 @@ def _preconditions_on_copies(src: str, toks: list[Token], method_at: int, w: int
   sub = [([p], v) for p, v in copies.items()]
   return [inv for clause in _header_clauses(toks, method_at, w, "requires")
           if (inv := _substitute(src, clause, sub, "\0"))]
+
+
+def _results_set_after(src: str, toks: list[Token], close: int, ensures: list[list[Token]],
+                       comparisons: list[tuple[str, str, list[Token]]]) -> list[str]:
+  """Postconditions about a result set after the loop (`n := lo;`), restated about what it is set
+  to and about each variable of the guard (binary search's `lo` and `hi` bound the answer)."""
+  guard_vars = {x for x, _, _ in comparisons} | {r[0].text for _, _, r in comparisons
+                                                  if len(r) == 1 and r[0].kind == "ident"}
+  found, depth, j = [], 0, close + 1
+  while j < len(toks) - 3 and depth >= 0:
+    depth += toks[j].text == "{"
+    depth -= toks[j].text == "}"
+    if depth == 0 and toks[j].kind == "ident" and toks[j + 1].text == ":=" and toks[j - 1].text in (";", "{", "}"):
+      end = next((k for k in range(j + 2, len(toks)) if toks[k].text in (";", "}")), len(toks))
+      value = _text(src, toks[j + 2:end])
+      for clause in ensures:
+        for new in dict.fromkeys([f"({value})"] + sorted(guard_vars)):
+          inv = _substitute(src, clause, [([toks[j].text], new)], "\0")
+          if inv:
+            found.append(inv)
+    j += 1
+  return found
 
 
 def _loop_clauses(src: str, toks: list[Token], w: int, b: int, types: dict[str, str],
@@ -262,14 +285,25 @@ def _loop_clauses(src: str, toks: list[Token], w: int, b: int, types: dict[str, 
         if body[i + 2].text == "]" and body[i + 3].text == ":=" and kind != "seq" and op in ("<", "!="):
           # Written at x and above untouched so far: the usual frame of an in-place pass.
           found.append(f"forall k :: {x} <= k < {a}.Length ==> {a}[k] == old({a}[k])")
+          # And below x, what the body writes there: `a[x] := E` gives a[k] == E with k for x.
+          end = next((j for j in range(i + 4, len(body)) if body[j].text in (";", "}")), len(body))
+          value = _substitute(src, body[i + 4:end], [([x], "k")], "\0") if end > i + 4 else None
+          if value and value != _text(src, body[i + 4:end]):
+            found.append(f"forall k :: {init or 0} <= k < {x} ==> {a}[k] == {value}")
     # Counters stepped by a constant: never below their start, at most one step per iteration.
-    for i in range(len(body) - 4):
+    for i in range(len(body) - 5):
       v = body[i].text
       if (body[i].kind == "ident" and v != x and body[i + 1].text == ":=" and body[i + 2].text == v
-          and body[i + 3].text == "+" and body[i + 4].kind == "number"):
+          and body[i + 3].text in ("+", "-") and body[i + 4].kind == "number" and body[i + 5].text == ";"):
         found += [f"0 <= {v}", f"{v} <= {x}"]
+        # Stepped in lock-step with x (x rising by 1): v moved by its step times x's distance.
+        start = _initial_value(src, toks, v, w, max(method_at, 0))
+        if start is not None and init is not None and op in ("<", "<=", "!="):
+          step = body[i + 4].text if body[i + 3].text == "+" else f"-{body[i + 4].text}"
+          found.append(f"{v} == {start} + {step} * ({x} - {init})")
   found += [f"{a}[..] == old({a}[..])" for a in sorted(modifies) if types.get(a) == "array" and a not in written]
   found += _preconditions_on_copies(src, toks, method_at, w)
+  found += _results_set_after(src, toks, matching_close(toks, b), ensures, comparisons)
   # A callee's precondition must hold at each call in the body, so it is a likely invariant.
   for i in range(len(body) - 1):
     name = body[i].text

@@ -51,6 +51,10 @@ def summarize(records: list[dict], task_list: Sequence[Task], run_info: dict) ->
       "success_by_hint_chars": scores.bins(ids, {i: by_id[i].hint_chars for i in ids}, solved),
       "verified_but_rejected": dict(sorted(rejected.items(), key=lambda kv: (-kv[1], kv[0]))),
       "verified_but_rejected_strict": dict(sorted(strict_rejected.items(), key=lambda kv: (-kv[1], kv[0]))),
+      # The budget actually spent: verifier calls over the run (each result line but a missing
+      # program is one call), and their summed time as first measured (cached lines keep it).
+      "verifier_calls": sum(r["status"] != "no_program" for r in done),
+      "verifier_seconds": round(sum(r["verifier_seconds"] for r in done), 1),
       "statuses": dict(sorted(collections.Counter(s for v in tasks.values() for s in v["statuses"]).items())),
       "data_flaws": {**flaws, "solved_with_leftovers": len(solved & set(flaws["leftover_hint_fragments"])),
                      "solved_with_skipping_input": len(solved & set(flaws["input_skips_verification"]))},
