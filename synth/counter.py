@@ -136,7 +136,7 @@ def find_counter(next_KA: np.ndarray, out_KO: np.ndarray, length: int,
     if len(entry) != 1:
       return None
     c[sink] = entry[0]
-    live_c = c[shallow & ~sink, 0]
+    live_c = c[(depth >= 0) & (depth < length // 2) & ~sink, 0]
     if entry[0] < live_c.min():
       guard = (">=", int(live_c.min()))
     elif entry[0] > live_c.max():
