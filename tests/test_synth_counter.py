@@ -1,0 +1,92 @@
+"""Integer counters read off networks: the null space of the merge constraints on hand-made
+state graphs, then Majority_0_1 and Balanced_Parenthesis from trained RNNs' own states, whose
+programs are the few-line recurrences and exact at 10x the trained length."""
+
+import numpy as np
+import pytest
+
+from synth import autoencoder, certify, codegen, counter, search, tasks, train
+
+
+def _explored_counter(length: int, step: dict, sink_below: int | None = None):
+  """The state graph a network counting c += step[x] would give when explored to `length`:
+  one state per (count) value reached, the settled state (if any) absorbing."""
+  values, index, nxt = [0], {0: 0}, {}
+  sink = None
+  for depth in range(length):
+    for c in list(values):
+      for x, d in step.items():
+        if sink_below is not None and c < sink_below:
+          nxt[(index[c], x)] = index[c]
+          continue
+        new = c + d
+        if sink_below is not None and new < sink_below:
+          if sink is None:
+            sink = len(values)
+            values.append(new)
+            index[new] = sink
+          nxt[(index[c], x)] = sink
+          continue
+        if new not in index:
+          index[new] = len(values)
+          values.append(new)
+        nxt[(index[c], x)] = index[new]
+  k = len(values)
+  next_KA = np.array([[nxt.get((s, x), s) for x in sorted(step)] for s in range(k)])
+  return next_KA, np.array(values)
+
+
+def test_null_space_of_merge_constraints():
+  # Histories (2, 1) and (1, 0) lead to the same state: d0 + d1 = 0.
+  D = counter.integer_null_space(np.array([[1, 1], [2, 2], [0, 0]]), 2)
+  assert D.T.tolist() == [[1, -1]]
+  assert counter.integer_null_space(np.array([[2, 0], [0, 2]]), 2).shape == (2, 0)
+  assert counter.integer_null_space(np.zeros((0, 3), np.int64), 3).shape == (3, 3)
+
+
+def test_find_counter_on_a_hand_made_majority_graph():
+  next_KA, value = _explored_counter(10, {0: -1, 1: 1})
+  out = (value > 0).astype(np.int64)[:, None]
+  found = counter.find_counter(next_KA, out, 10)
+  assert found is not None and found.guard is None
+  assert abs(found.D_AP[:, 0]).tolist() == [1, 1] and found.D_AP[0, 0] == -found.D_AP[1, 0]
+  # The counter is the count (up to sign) on every explored state.
+  sign = found.D_AP[1, 0]
+  np.testing.assert_array_equal(found.c_KP[:, 0] * sign, value)
+
+
+def test_find_counter_with_a_settled_mode():
+  next_KA, value = _explored_counter(10, {0: 1, 1: -1}, sink_below=0)
+  out = (value == 0).astype(np.int64)[:, None]
+  found = counter.find_counter(next_KA, out, 10)
+  assert found is not None and found.guard == (">=", 0)
+  assert found.D_AP[:, 0].tolist() == [1, -1]
+
+
+def _trained(name: str):
+  task = tasks.get_task(name)
+  x, y = task.sample(4_000, seed=0)
+  xv, yv = task.sample(1_000, seed=1)
+  cands, _ = search.search(x, y, xv, yv, search.SearchConfig(hidden=(8,), relu=(True,),
+                                                              rounds=1),
+                           train.TrainConfig(steps=1_500, eval_every=250, seconds=600),
+                           seconds=600, log=lambda s: None)
+  assert cands and cands[0].exact == 1.0, f"{name}: no exact network to read"
+  c = cands[0]
+  return task, autoencoder.NetFns(c.spec, c.params, c.arch)
+
+
+@pytest.mark.parametrize("name,expected", [
+    ("Majority_0_1", None),
+    ("Balanced_Parenthesis", (">=", 0)),
+])
+def test_counter_from_a_trained_network_is_exact_at_10L(name, expected, tmp_path):
+  task, net = _trained(name)
+  ex = counter.extract_counter(net, task.low, task.high, task.n_in, task.length, name=name)
+  assert ex is not None and ex.kind == "counter"
+  assert ex.n_states == 1 and ex.info["guard"] == expected
+  path = codegen.write_program(ex.program, str(tmp_path / f"{name}.py"))
+  cert = certify.check_lengths(path, task, (2_000, 1_000, 500, 500), certify.TEST_SEED)
+  assert cert.exact, cert.as_dict()
+  code = [l for l in open(path).read().split('"""', 2)[2].splitlines() if l.strip()]
+  assert len(code) <= 8  # run, the docstring, init, ys, loop, update, append, return
