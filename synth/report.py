@@ -53,9 +53,11 @@ def table(results: dict) -> str:
                 f"{_disjoint_cell(r, task)} | {_states_cell(r)} | {r.get('lines') or '-'} | "
                 f"{method} | {int(task.mips_published)} | {int(task.gpt4)} | {secs:.0f} |")
   seconds = sum(r.get("seconds", {}).get("total", 0) for r in results.values())
+  cpu = sum(r.get("cpu_seconds", 0) for r in results.values())
   rows.append(f"| | **total** | **{ours}** | | | | | | {paper} | {gpt4} | {seconds:.0f} |")
   missing = [n for n in tasks.TASKS if n not in results]
-  tail = f"\n\n{ours}/{len(tasks.TASKS)} solved ({total} tasks run)"
+  tail = (f"\n\n{ours}/{len(tasks.TASKS)} solved ({total} tasks run; {seconds:.0f} s wall clock, "
+          f"{cpu:.0f} CPU seconds)")
   if missing:
     tail += f"; PARTIAL: not run: {', '.join(missing)}"
   return "\n".join(rows) + tail
