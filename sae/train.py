@@ -132,17 +132,20 @@ def evaluate(model: models.SAE, params, aux, batches, num_batches: int, dead_tok
   out.pop("dead_fraction", None)  # meaningless for the fresh eval counters; replaced below
   since_M = multihost_utils.process_allgather(carry["tokens_since_fired_M"], tiled=True)
   out["eval_unfired_fraction"] = float(np.mean(since_M >= tokens))
-  out["dead_fraction"] = float(np.mean(multihost_utils.process_allgather(aux["tokens_since_fired_M"], tiled=True) >= dead_tokens))
+  since_train_M = multihost_utils.process_allgather(aux["tokens_since_fired_M"], tiled=True)
+  out["dead_fraction"] = float(np.mean(since_train_M >= dead_tokens))
   if "expert_load_N" in rows[0]:
     out["expert_load"] = np.mean([r["expert_load_N"] for r in rows], axis=0).tolist()
   out["eval_tokens"] = tokens
   return out
 
 
-def run(cfg: TrainConfig, workdir: str, *, eval_fn=None, eval_at: tuple[int, ...] = ()) -> dict:
+def run(cfg: TrainConfig, workdir: str, *, eval_fn=None, eval_at: tuple[int, ...] = (),
+        source=None) -> dict:
   """Trains (or resumes) to cfg.num_steps; eval_fn(model, state) -> metrics is also evaluated
-  after each step in eval_at (rows 'eval/...' in metrics.jsonl: a token curve)."""
-  source = make_source(cfg.data)
+  after each step in eval_at (rows 'eval/...' in metrics.jsonl: a token curve). source: this
+  process's training stream (default make_source(cfg.data))."""
+  source = source or make_source(cfg.data)
   # The bias init (geometric median) must see the same global batch on every process.
   first = multihost_utils.process_allgather(next(source.batches(0)), tiled=True)
   s = setup(cfg, source, first)
