@@ -28,7 +28,14 @@ flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and res
 flags.DEFINE_multi_string("set", [], "Override one config field, repeatable: "
                           "--set=train.num_steps=100 --set=data_dir=runs/acts")
 flags.DEFINE_bool("multihost", False,
-                  "Call jax.distributed.initialize() first (TPU pod slices, multi-GPU hosts).")
+                  "Call jax.distributed.initialize() first (TPU pod slices, multi-GPU hosts, "
+                  "launch/local_cluster.sh).")
+# Left unset on TPU pods and SLURM, where jax.distributed.initialize() finds them itself.
+flags.DEFINE_string("coordinator_address", None, "--multihost: host:port of process 0.")
+flags.DEFINE_integer("num_processes", None, "--multihost: how many processes take part.")
+flags.DEFINE_integer("process_id", None, "--multihost: this process's index, 0..num_processes-1.")
+flags.DEFINE_integer("heartbeat_timeout", 100,
+                     "--multihost: seconds without a peer's heartbeat before every process stops.")
 
 
 def check_argv(argv: list[str]) -> None:
@@ -49,11 +56,39 @@ def workdir_flag() -> str:
   return os.path.abspath(os.path.expanduser(FLAGS.workdir))
 
 
+# Words of the runtime errors a process sees when a peer of a multi-process run is gone: gloo's
+# broken connections on CPU, the coordination service's missed heartbeats elsewhere.
+_PEER_LOSS = ("gloo", "connection reset", "connection closed", "heartbeat", "unavailable",
+              "deadline exceeded", "socket closed")
+
+
+def _exit_if_peer_lost(e: Exception) -> None:
+  """A dead peer: one line, then leave at once.
+
+  os._exit, not sys.exit: JAX's exit hook waits on a shutdown barrier the dead peer never
+  reaches and then aborts with a C++ stack, which would bury the line.
+  """
+  import jax  # pylint: disable=import-outside-toplevel
+  text = str(e)
+  if not isinstance(e, jax.errors.JaxRuntimeError) or not any(w in text.lower() for w in _PEER_LOSS):
+    return
+  first = text.strip().splitlines()[0][:200] if text.strip() else type(e).__name__
+  print(f"error: process {jax.process_index()} of {jax.process_count()} stops: another process of "
+        f"this run died or stopped answering ({first}); rerun the same command on every host "
+        "to resume from the last checkpoint", file=sys.stderr, flush=True)
+  os._exit(4)  # pylint: disable=protected-access
+
+
 def maybe_initialize_distributed() -> None:
   """One process per host; the mesh then spans every device of every host."""
   if FLAGS.multihost:
     import jax  # pylint: disable=import-outside-toplevel
-    jax.distributed.initialize()
+    # CPU processes (launch/local_cluster.sh) exchange collectives through gloo; TPU and GPU
+    # backends ignore this setting.
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(coordinator_address=FLAGS.coordinator_address,
+                               num_processes=FLAGS.num_processes, process_id=FLAGS.process_id,
+                               heartbeat_timeout_seconds=FLAGS.heartbeat_timeout)
     print(f"process {jax.process_index()}/{jax.process_count()}: "
           f"{jax.local_device_count()} local of {jax.device_count()} devices", flush=True)
 
@@ -74,5 +109,9 @@ def run(main: Callable[[list[str]], None]) -> None:
     except FloatingPointError as e:  # stack.loop.NonFiniteError
       print(f"error: {e}", file=sys.stderr, flush=True)
       sys.exit(3)
+    except Exception as e:  # pylint: disable=broad-except
+      if FLAGS.multihost:
+        _exit_if_peer_lost(e)
+      raise
 
   app.run(wrapped)
