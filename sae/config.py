@@ -29,6 +29,9 @@ class ModelConfig:
   balance_alpha: float = 3.0            # weight of the load-balancing loss
   shared_width: int = 0                 # width of an always-on shared expert (0: none)
   shared_k: int = 0                     # active latents of the shared expert
+  expert_aux_k: int = 0                 # AuxK per expert: the residual from the routed expert's
+                                        # top dead latents (0: none, as in the paper; capacity
+                                        # dispatch only); weighted by aux_coeff
   # TopK and Switch (capacity dispatch)
   encoder_grad: str = "dense"           # 'dense' (autodiff through all B x M pre-activations) |
                                         # 'sparse' (only the k selected rows get gradient)
@@ -55,6 +58,9 @@ class ModelConfig:
       raise UserError(f"model.d_model and model.width must be positive, got {self.d_model}, {self.width}")
     if self.kind == "switch" and self.width % self.num_experts:
       raise UserError(f"model.width {self.width} is not divisible by model.num_experts {self.num_experts}")
+    if self.kind == "switch" and self.expert_aux_k and self.dispatch != "capacity":
+      raise UserError("model.expert_aux_k needs model.dispatch='capacity'; set it to 0 for "
+                      f"dispatch={self.dispatch!r}")
     per_expert = self.width // self.num_experts if self.kind == "switch" else self.width
     if self.kind in ("switch", "topk", "batchtopk") and not 0 < self.k <= per_expert:
       raise UserError(f"model.k must be in [1, {per_expert}] (the latents one token can use), got {self.k}")

@@ -152,6 +152,8 @@ class Slots(NamedTuple):
   values_NCK: jax.Array
   local_NCK: jax.Array     # latent index within the expert
   slot_B: jax.Array        # the token's slot, N * C when it was dropped
+  pre_NCF: jax.Array | None = None  # slot pre-activations (no gradient under sparse_grad)
+  x_NCD: jax.Array | None = None    # the slots' tokens (zeros in empty slots)
 
 
 def _flat_slots(local_NCK, width):
@@ -161,25 +163,55 @@ def _flat_slots(local_NCK, width):
   return (local_NCK + offset_N11).reshape(-1, local_NCK.shape[-1])
 
 
+def _slot_topk(pre_NCF, x_NCD, b_pre_D, w_enc_NFD, k: int, sparse_grad: bool):
+  """ReLU(top-k) of each slot; under sparse_grad the values are re-attached to the k rows."""
+  if not sparse_grad:
+    return topk_relu(pre_NCF, k)
+  num_experts, width, d_model = w_enc_NFD.shape
+  values_NCK, local_NCK = grouped_top_k(pre_NCF, k)
+  values_SK = selected_pre(
+      values_NCK.reshape(-1, k), _flat_slots(local_NCK, width), x_NCD.reshape(-1, d_model),
+      w_enc_NFD.reshape(-1, d_model), b_pre_D, jnp.zeros((num_experts * width,), w_enc_NFD.dtype))
+  return jax.nn.relu(values_SK).reshape(values_NCK.shape), local_NCK
+
+
 def encode_slots(x_BD, b_pre_D, w_enc_NFD, expert_B, k: int, factor: float,
                  sparse_grad: bool = False) -> Slots:
   """sparse_grad: the encoder gradient reaches the k selected rows of each slot only (a k-row
   scatter-add, sae.sparse.selected_pre) instead of the per-expert dW matmul."""
-  num_experts, width, d_model = w_enc_NFD.shape
+  num_experts = w_enc_NFD.shape[0]
   cap = capacity(x_BD.shape[0], num_experts, factor)
   with jax.named_scope("dispatch"):
     slot_B, token_S = slot_plan(expert_B, num_experts, cap)
     x_NCD = jnp.take(x_BD, token_S, axis=0, mode="fill", fill_value=0).reshape(num_experts, cap, -1)
   with jax.named_scope("encode"):
-    if not sparse_grad:
-      values_NCK, local_NCK = topk_relu(expert_matmul(x_NCD, b_pre_D, w_enc_NFD), k)
-      return Slots(values_NCK, local_NCK, slot_B)
-    pre_NCF = jax.lax.stop_gradient(expert_matmul(x_NCD, b_pre_D, w_enc_NFD))
-    values_NCK, local_NCK = grouped_top_k(pre_NCF, k)
-    values_SK = selected_pre(
-        values_NCK.reshape(-1, k), _flat_slots(local_NCK, width), x_NCD.reshape(-1, d_model),
-        w_enc_NFD.reshape(-1, d_model), b_pre_D, jnp.zeros((num_experts * width,), w_enc_NFD.dtype))
-  return Slots(jax.nn.relu(values_SK).reshape(values_NCK.shape), local_NCK, slot_B)
+    pre_NCF = expert_matmul(x_NCD, b_pre_D, w_enc_NFD)
+    if sparse_grad:
+      pre_NCF = jax.lax.stop_gradient(pre_NCF)
+    values_NCK, local_NCK = _slot_topk(pre_NCF, x_NCD, b_pre_D, w_enc_NFD, k, sparse_grad)
+  return Slots(values_NCK, local_NCK, slot_B, pre_NCF, x_NCD)
+
+
+def expert_auxk(slots: Slots, dead_NF, residual_BD, b_pre_D, w_enc_NFD, w_dec_NFD, aux_k: int,
+                sparse_grad: bool = False) -> jax.Array:
+  """AuxK per expert: each kept token's residual, reconstructed from the top aux_k dead latents
+  of the expert it was routed to (mean over the batch; 0 while no latent is dead).
+
+  The dead latents' pre-activations are the slots' own (no extra encoder product), so dead
+  latents of an expert get gradient only from the tokens that expert sees.
+  """
+  num_experts, width, d_model = w_enc_NFD.shape
+  cap = slots.values_NCK.shape[1]
+  masked_NCF = jnp.where(dead_NF[:, None, :], slots.pre_NCF, -jnp.inf)
+  values_NCA, local_NCA = _slot_topk(masked_NCF, slots.x_NCD, b_pre_D, w_enc_NFD,
+                                     min(aux_k, width), sparse_grad)
+  e_hat_SD = sparse_decode(values_NCA.reshape(num_experts * cap, -1), _flat_slots(local_NCA, width),
+                           w_dec_NFD.reshape(num_experts * width, d_model))
+  target_SD = jnp.zeros_like(e_hat_SD).at[slots.slot_B].set(
+      jax.lax.stop_gradient(residual_BD), mode="drop")
+  kept_S = jnp.zeros((num_experts * cap,), e_hat_SD.dtype).at[slots.slot_B].set(1.0, mode="drop")
+  err = jnp.sum(kept_S * jnp.sum(jnp.square(target_SD - e_hat_SD), axis=-1)) / residual_BD.shape[0]
+  return jnp.where(jnp.any(dead_NF), err, 0.0)
 
 
 def combine(slots: Slots, width: int) -> Encoded:

@@ -56,9 +56,10 @@ def restore(run: TrainConfig, run_dir: str):
 
 
 def eval_model(model: models.SAE) -> models.SAE:
-  """The same parameters with Switch dispatch that never drops a token (the masked oracle)."""
+  """The same parameters with Switch dispatch that never drops a token (the masked oracle);
+  AuxK is a training loss only, so it is off."""
   if isinstance(model, models.Switch):
-    return models.build(dataclasses.replace(model.cfg, dispatch="dense"))
+    return models.build(dataclasses.replace(model.cfg, dispatch="dense", expert_aux_k=0))
   return model
 
 

@@ -27,14 +27,14 @@ import os
 import time
 from typing import Any
 
-from sae import evaluate, train
+from sae import curve, evaluate, train
 from sae.activations import harvest as harvest_lib
 from sae.config import ModelConfig, TrainConfig
 from sae.store_filter import prepare_data
 from stack.errors import UserError
 from stack.fileio import read_json, write_json
 
-GROUPS = ("flop_matched", "width_matched", "baselines", "alpha", "scaling")
+GROUPS = ("flop_matched", "width_matched", "baselines", "alpha", "scaling", "auxk")
 LOCK = "worker.lock"
 
 
@@ -67,6 +67,12 @@ class SweepConfig:
   scaling_widths: tuple[int, ...] = (512, 1024, 2048, 4096)  # total M of the scaling runs
   scaling_experts: tuple[int, ...] = (1, 8)  # 1 = dense TopK
   lr_scale: float = 1.0                 # times the recipe's 2e-4 / sqrt(M / 2^14)
+  width_matched_ks: tuple[int, ...] = ()  # k of the width-matched Switch runs; () = ks
+  auxk_experts: tuple[int, ...] = ()    # 'auxk' group: FLOP-matched Switch (k = alpha_k) with
+  #                                       AuxK per expert over d/2 dead latents of each expert
+  eval_tokens: tuple[int, ...] = ()     # token curve: held-out evaluation after these many
+  #                                       training tokens (and at the end); () = at the end only
+  curve_rows: int = 8192                # held-out rows evaluated at each curve point
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,7 +107,8 @@ def expand(cfg: SweepConfig) -> list[RunSpec]:
   for group in cfg.groups:
     if group in ("flop_matched", "width_matched"):
       experts = cfg.flop_matched_experts if group == "flop_matched" else cfg.width_matched_experts
-      for k in cfg.ks:
+      ks = cfg.width_matched_ks if group == "width_matched" and cfg.width_matched_ks else cfg.ks
+      for k in ks:
         add(group, f"topk_M{m}_k{k}", kind="topk", width=m, k=k)
         for n in experts:
           width = m * n if group == "flop_matched" else m
@@ -121,6 +128,11 @@ def expand(cfg: SweepConfig) -> list[RunSpec]:
       for a in cfg.alphas:
         add(group, f"switch_M{m}_N{cfg.alpha_experts}_k{cfg.alpha_k}_a{a:g}", alpha=a,
             kind="switch", width=m, num_experts=cfg.alpha_experts, k=cfg.alpha_k)
+    elif group == "auxk":
+      aux = d_model_hint(cfg) // 2
+      for n in cfg.auxk_experts:
+        add(group, f"switch_M{m * n}_N{n}_k{cfg.alpha_k}_a{cfg.alpha:g}_auxk{aux}", alpha=cfg.alpha,
+            kind="switch", width=m * n, num_experts=n, k=cfg.alpha_k, expert_aux_k=aux)
     else:
       for width in cfg.scaling_widths:
         for n in cfg.scaling_experts:
@@ -144,15 +156,16 @@ def d_model_hint(cfg: SweepConfig) -> int:
 def flops_per_token(model: ModelConfig, d: int) -> float:
   """Training FLOPs per token: 2 per multiply-add, forward + backward = 3 x forward.
 
-  Switch: router (N x d) + the chosen expert's encoder (d x M/N) + k decoder rows. TopK: the
-  full encoder + k decoder rows. ReLU / Gated: the full encoder and a dense decoder (their
+  Switch: router (N x d) + the chosen expert's encoder (d x M/N) + k decoder rows (+ the AuxK
+  rows per expert when on). TopK: the full encoder + k decoder rows + AuxK's aux_k rows. ReLU / Gated: the full encoder and a dense decoder (their
   codes are dense arrays); Gated adds its auxiliary decode through the frozen decoder.
   """
   if model.kind == "switch":
     forward = model.num_experts * d + d * model.width // model.num_experts + model.k * d
-    forward += model.shared_width * d + model.shared_k * d
+    forward += model.shared_width * d + model.shared_k * d + model.expert_aux_k * d
   elif model.kind in ("topk", "batchtopk"):
-    forward = d * model.width + model.k * d
+    aux_k = min(d // 2 if model.aux_k < 0 else model.aux_k, model.width)
+    forward = d * model.width + model.k * d + (aux_k * d if model.kind == "topk" else 0)
   else:
     forward = 2 * d * model.width + (d * model.width if model.kind == "gated" else 0)
   return 3.0 * 2.0 * forward
@@ -186,16 +199,25 @@ def _claim(run_dir: str) -> bool:
   return False
 
 
-def _train(spec: RunSpec, run_dir: str) -> float:
+def _train(spec: RunSpec, run_dir: str, cfg: SweepConfig, x_curve_ND) -> float:
   """Trains (or resumes) one run; returns its training seconds, kept in train_seconds.json so a
   run killed after training is not retrained. A run killed mid-training counts only the time
-  of the invocation that finished it."""
+  of the invocation that finished it (plus, with a token curve, that of its recorded points).
+  Curve evaluations are not counted as training time."""
   path = os.path.join(run_dir, "train_seconds.json")
   if os.path.isfile(path):
     return float(read_json(path)["seconds"])
+  steps = curve.eval_steps(cfg.eval_tokens, spec.train)
+  curve_eval = None
+  if steps:
+    before = curve.read_curve(run_dir, spec.train.data.batch_size, 0.0)
+    curve_eval = curve.CurveEval(x_curve_ND, spec.train.model.dead_tokens,
+                            before[-1]["train_seconds"] if before else 0.0)
   t0 = time.perf_counter()
-  train.run(spec.train, run_dir)
+  train.run(spec.train, run_dir, eval_fn=curve_eval, eval_at=steps)
   seconds = time.perf_counter() - t0
+  if curve_eval is not None:
+    seconds = curve_eval.before + seconds - curve_eval.eval_seconds
   write_json(path, {"seconds": seconds})
   return seconds
 
@@ -215,7 +237,8 @@ def _finish_run(spec: RunSpec, run_dir: str, seconds: float, x_ND, splicer) -> d
             "alpha": spec.alpha, "d_model": d, "steps": spec.train.num_steps, "tokens": tokens,
             "flops_per_token": flops_per_token(m, d), "flops": flops_per_token(m, d) * tokens,
             "seconds": seconds, "dead_fraction": train_eval["dead_fraction"],
-            "expert_load": train_eval.get("expert_load"), "train_eval": train_eval}
+            "expert_load": train_eval.get("expert_load"), "train_eval": train_eval,
+            "curve": curve.read_curve(run_dir, spec.train.data.batch_size, flops_per_token(m, d))}
   result.update(evaluate.heldout_metrics(model, params, x_ND))
   if splicer is not None:
     result.update(splicer(model, params))
@@ -238,7 +261,12 @@ def run_sweep(cfg: SweepConfig, workdir: str) -> dict:
   if todo and cfg.splice_contexts and cfg.train.data.source == "store":
     from sae.activations.store import ActivationStore  # pylint: disable=import-outside-toplevel
     store = ActivationStore(cfg.train.data.path)
-    splicer = evaluate.Splicer(cfg, store.scale, store.manifest.get("meta", {}).get("threshold"))
+    meta = store.manifest.get("meta", {})
+    # Outliers were dropped by sae.store_filter ('threshold', in stored units) or at harvest
+    # ('outlier_threshold', in the model's units); the splice passes such rows through.
+    threshold = meta.get("threshold") or (meta["outlier_threshold"] * meta["scale"]
+                                          if meta.get("outlier_threshold") else None)
+    splicer = evaluate.Splicer(cfg, store.scale, threshold)
   start = time.perf_counter()
   for i, spec in enumerate(todo):
     run_dir = os.path.join(workdir, "runs", spec.name)
@@ -247,7 +275,8 @@ def run_sweep(cfg: SweepConfig, workdir: str) -> dict:
       continue
     print(f"=== run {i + 1}/{len(todo)}: {spec.name} ({', '.join(spec.groups)})", flush=True)
     try:
-      result = _finish_run(spec, run_dir, _train(spec, run_dir), x_ND, splicer)
+      seconds = _train(spec, run_dir, cfg, x_ND[:cfg.curve_rows])
+      result = _finish_run(spec, run_dir, seconds, x_ND, splicer)
     finally:
       os.remove(os.path.join(run_dir, LOCK))
     elapsed = time.perf_counter() - start

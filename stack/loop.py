@@ -37,6 +37,7 @@ class LoopConfig:
   checkpoint_every: int = 500         # orbax save interval (and always at the end)
   keep_checkpoints: int = 3           # keep-N policy
   eval_every: int = 0                 # 0: evaluate only at the end
+  eval_at: tuple[int, ...] = ()       # also evaluate after these steps (e.g. token budgets)
   async_checkpoints: bool = True
   tensorboard: bool = True
 
@@ -114,14 +115,17 @@ def train(state: TrainState, step_fn: Callable[[TrainState, Any, jax.Array], tup
       if pending is not None:
         drain(pending)
       pending = (step + 1, metrics)
-      if ckpt.manager.should_save(step + 1):
+      # Evaluated before that step's checkpoint is written: a run killed in between resumes
+      # from an earlier checkpoint and evaluates again, so no evaluation is ever skipped.
+      if eval_fn is not None and ((cfg.eval_every and (step + 1) % cfg.eval_every == 0) or
+                                  step + 1 in cfg.eval_at):
+        writer.write(step + 1, {f"eval/{k}": v for k, v in eval_fn(state).items()})
+      if ckpt.manager.should_save(step + 1) or step + 1 in cfg.eval_at:
         # A checkpoint waits for this step anyway (device-to-host copy); writing its metrics row
         # first means a run killed after the save resumes with no row missing.
         drain(pending)
         pending = None
-        ckpt.save(step + 1, state, {"position": step + 1})
-      if eval_fn is not None and cfg.eval_every and (step + 1) % cfg.eval_every == 0:
-        writer.write(step + 1, {f"eval/{k}": v for k, v in eval_fn(state).items()})
+        ckpt.save(step + 1, state, {"position": step + 1}, force=step + 1 in cfg.eval_at)
     if pending is not None:
       drain(pending)
   except NonFiniteError as e:

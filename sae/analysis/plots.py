@@ -21,10 +21,12 @@ from stack.errors import UserError  # pylint: disable=wrong-import-position
 from stack.fileio import atomic_path, write_json  # pylint: disable=wrong-import-position
 
 # Metrics that span orders of magnitude get log axes; bounded ones (FVE, loss recovered) do not.
-LOG_KEYS = frozenset({"l0", "mse", "fvu", "flops", "seconds", "delta_ce", "num_latents", "width"})
+LOG_KEYS = frozenset({"l0", "mse", "fvu", "flops", "seconds", "delta_ce", "num_latents", "width",
+                      "tokens"})
 LABELS = {"l0": "L0 (active latents per token)", "mse": "MSE (summed over d)",
           "fvu": "fraction of variance unexplained", "loss_recovered": "loss recovered",
-          "flops": "training FLOPs", "seconds": "wall-clock seconds", "alpha": "alpha",
+          "flops": "training FLOPs", "seconds": "wall-clock seconds", "tokens": "training tokens",
+          "alpha": "alpha",
           "frac_dead": "fraction of dead latents", "step": "step", "delta_ce": "delta CE"}
 
 
@@ -89,6 +91,18 @@ def _panels(num: int, width: float = 4.5):
   return fig, list(axes[0])
 
 
+def _line_panels(rows: Sequence[dict], out_path: str, xys: Sequence[tuple[str, str]], group: str,
+                 title: Optional[str], data: dict) -> str:
+  """One panel per (x, y), one line per group, log axes for LOG_KEYS; the JSON holds `data`,
+  the group key and the rows."""
+  fig, axes = _panels(len(xys))
+  for ax, (x, y) in zip(axes, xys):
+    _lines(ax, rows, x, y, group, log_x=x in LOG_KEYS, log_y=y in LOG_KEYS)
+  if title:
+    fig.suptitle(title)
+  return _save(fig, out_path, {**data, "group": group, "rows": list(rows)})
+
+
 def pareto_plot(rows: Sequence[dict], out_path: str, *, x: str = "l0",
                 metrics: Sequence[str] = ("mse", "fvu", "loss_recovered"), group: str = "label",
                 title: Optional[str] = None) -> str:
@@ -96,13 +110,8 @@ def pareto_plot(rows: Sequence[dict], out_path: str, *, x: str = "l0",
 
   rows: [{'label': 'Switch N=16', 'l0': 32, 'mse': 1296.7, 'fvu': .., 'loss_recovered': ..}, ..]
   """
-  fig, axes = _panels(len(metrics))
-  for ax, metric in zip(axes, metrics):
-    _lines(ax, rows, x, metric, group, log_x=x in LOG_KEYS, log_y=metric in LOG_KEYS)
-  if title:
-    fig.suptitle(title)
-  return _save(fig, out_path, {"kind": "pareto", "x": x, "metrics": list(metrics), "group": group,
-                               "rows": list(rows)})
+  return _line_panels(rows, out_path, [(x, metric) for metric in metrics], group, title,
+                      {"kind": "pareto", "x": x, "metrics": list(metrics)})
 
 
 def compute_plot(rows: Sequence[dict], out_path: str, *, y: str = "mse",
@@ -112,13 +121,8 @@ def compute_plot(rows: Sequence[dict], out_path: str, *, y: str = "mse",
 
   rows: evaluation points, e.g. [{'label': 'TopK', 'flops': 1e15, 'seconds': 310, 'mse': 1142}, ..]
   """
-  fig, axes = _panels(len(xs))
-  for ax, x in zip(axes, xs):
-    _lines(ax, rows, x, y, group, log_x=x in LOG_KEYS, log_y=y in LOG_KEYS)
-  if title:
-    fig.suptitle(title)
-  return _save(fig, out_path, {"kind": "compute", "y": y, "xs": list(xs), "group": group,
-                               "rows": list(rows)})
+  return _line_panels(rows, out_path, [(x, y) for x in xs], group, title,
+                      {"kind": "compute", "y": y, "xs": list(xs)})
 
 
 def heatmap_plot(switch_NN: Any, control_NN: Any, out_path: str, *,

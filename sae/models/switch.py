@@ -65,12 +65,13 @@ class Switch(SAE):
     return dispatch.topk_relu(pre_activations(shared, x_BD), self.cfg.shared_k)
 
   def _forward(self, params, x_BD):
-    """(x_hat_BD, codes, route, kept_B): the one place the dispatch choice is made."""
+    """(x_hat_BD, codes, route, kept_B, slots): the one place the dispatch choice is made;
+    slots is None except on the capacity path."""
     cfg = self.cfg
     rt = dispatch.route(params["w_router_ND"], params["b_router_D"], x_BD)
     scale_B = rt.prob_B if cfg.p_scaling == "softmax" else jnp.ones_like(rt.prob_B)
     args = (x_BD, params["b_pre_D"], params["w_enc_NFD"], rt.expert_B, cfg.k)
-    routed_BD = None
+    routed_BD = slots = None
     if cfg.dispatch == "capacity":
       slots = dispatch.encode_slots(*args, cfg.capacity_factor, cfg.encoder_grad == "sparse")
       enc = dispatch.combine(slots, self.expert_width)
@@ -85,7 +86,7 @@ class Switch(SAE):
       codes = codes._replace(**dict(zip(("shared_values_BJ", "shared_indices_BJ"),
                                         self._shared_codes(params, x_BD))))
     x_hat_BD = self.decode(params, codes, routed_BD)
-    return x_hat_BD, codes, rt, enc.kept_B
+    return x_hat_BD, codes, rt, enc.kept_B, slots
 
   def encode(self, params, x_BD) -> SwitchCodes:
     return self._forward(params, x_BD)[1]
@@ -117,11 +118,19 @@ class Switch(SAE):
 
   def loss(self, params, aux, x_BD, rng):
     del rng
-    x_hat_BD, codes, rt, kept_B = self._forward(params, x_BD)
+    x_hat_BD, codes, rt, kept_B, slots = self._forward(params, x_BD)
     out = metrics.reconstruction(x_BD, x_hat_BD)
     balance, load = metrics.load_balance(rt.probs_BN, rt.expert_B)
     # MSE is summed over d, so the balance term is scaled by d to keep alpha's meaning.
     loss = out["mse"] + self.cfg.balance_alpha * self.d_model * balance
+    if self.cfg.expert_aux_k:
+      dead_NF = metrics.dead_mask(aux, self.cfg.dead_tokens)[:self.width].reshape(
+          self.num_experts, self.expert_width)
+      auxk = dispatch.expert_auxk(slots, dead_NF, x_BD - x_hat_BD, params["b_pre_D"],
+                                  params["w_enc_NFD"], params["w_dec_NFD"], self.cfg.expert_aux_k,
+                                  self.cfg.encoder_grad == "sparse")
+      loss = loss + self.cfg.aux_coeff * auxk
+      out["auxk_loss"] = auxk
     fired_M = metrics.fired_sparse(codes.values_BK, codes.indices_BK, self.width)
     values = [codes.values_BK]
     if self.shared:
