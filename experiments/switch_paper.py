@@ -20,9 +20,8 @@ Scaling up changes only fields: harvest.model (a GPT-2 checkpoint folder), harve
 dense_width, train.num_steps, train.data.batch_size, train.mesh.
 """
 
-import ml_collections
-
-from stack.config import parse_variants
+from sae.sweep import SweepConfig
+from stack.config import from_dataclass, parse_variants
 
 LIBRARY_CONFIG = "sae.sweep:SweepConfig"
 
@@ -32,79 +31,31 @@ _PARTS = {"flop_matched": ("flop_matched",), "width_matched": ("width_matched",)
 
 def get_config(variant=None):
   words = parse_variants(variant, {"smoke", "gpt2", *_PARTS})
-  c = ml_collections.ConfigDict()
-  c.train = ml_collections.ConfigDict(dict(
-      model=dict(
-          kind="switch",              # overridden per run
-          d_model=0,                  # 0: the activations' width (576 for SmolLM2)
-          width=1024,                 # overridden per run
-          k=32,                       # overridden per run
-          num_experts=8,              # overridden per run
-          dispatch="capacity",        # training dispatch; evaluation uses the drop-free oracle
-          capacity_factor=1.25,       # expert slots = factor * B / N
-          decoder="sparse",           # gather the k decoder rows of each token
-          p_scaling="softmax",        # x_hat scaled by the router probability (paper)
-          balance_alpha=3.0,          # set per run from the sweep's alpha
-          shared_width=0, shared_k=0,  # no shared expert
-          aux_k=-1,                   # TopK baseline: AuxK over d/2 dead latents
-          aux_coeff=1.0 / 32,         # AuxK weight (paper)
-          dead_tokens=25_000,         # dead = unfired for this many tokens (~100 steps here)
-          l1_coeff=0.1,               # overridden per ReLU / Gated run
-      ),
-      data=dict(
-          source="store",             # the harvested store (path filled in by the driver)
-          path="",
-          batch_size=256,             # tokens per step
-          seed=0,                     # data order
-          d_model=64, num_features=512, num_clusters=4, active=4.0, noise=0.0,  # synthetic only
-      ),
+  # Every field not set here keeps sae.sweep.SweepConfig's default (and its comment there).
+  c = from_dataclass(SweepConfig)
+  c.train.model.update(
+      width=1024,                     # overridden per run
+      dead_tokens=25_000,             # dead = unfired for this many tokens (~100 steps here)
+      l1_coeff=0.1,                   # overridden per ReLU / Gated run
+  )
+  c.train.data.update(
+      source="store",                 # the harvested store (path filled in by the driver)
+      batch_size=256,                 # tokens per step
+      num_features=512, num_clusters=4,  # synthetic source only (the smoke variant)
+  )
+  c.train.update(
       num_steps=300,                  # optimizer steps per run (~77k tokens)
-      lr=0.0,                         # 0: recipe 2e-4 / sqrt(M / 2^14), times lr_scale
-      decay_fraction=0.2,             # linear decay to 0 over the last 20% of steps
-      clip_norm=1.0,                  # gradient-norm clip (paper)
-      b1=0.9, b2=0.999,               # Adam (paper)
-      seed=0,                         # init + step rngs
-      mesh=(("data", -1), ("expert", 1)),  # on 8 chips e.g. (("data", 2), ("expert", 4))
-      log_every=50,                   # metrics.jsonl row + progress line
       checkpoint_every=100,           # orbax interval; a killed run resumes from here
       eval_batches=2,                 # sae.train's own eval.json batches (train-store rows)
       tensorboard=False,              # metrics.jsonl is enough for the figures
-  ))
-  c.harvest = ml_collections.ConfigDict(dict(
-      model="smollm2",                # packaged SmolLM2-135M GGUF; or a GPT-2 folder
-      layer=15,                       # middle block of 30
-      site="resid_post",              # residual stream after the block
-      sources=("bible",),             # packaged King James Bible
-      split="train",                  # the held-out store is harvested with split='heldout'
-      ctx_len=128,                    # tokens per context (paper)
-      batch_size=16,                  # contexts per forward pass
+  )
+  c.harvest.update(
       max_tokens=98_304,              # ~97.5k stored rows: ~6 min on two busy CPU cores
-      shard_tokens=16_384,            # rows per shard file
-      normalize=True,                 # unit mean squared norm; the scale goes in the manifest
-      outlier_factor=0.0,             # keep every token
-      skip_first=True,                # drop the attention-sink position
+      outlier_factor=0.0,             # keep every token (the sweep filters them, outlier_factor)
       log_every=8,
-  ))
-  c.data_dir = ""                     # '' = <workdir>/acts; point at an existing harvest to share it
-  c.heldout_tokens = 8192             # held-out text harvested for evaluation
-  c.eval_rows = 4096                  # held-out rows for MSE / FVU / L0
-  c.outlier_factor = 10.0             # drop rows with norm > 10x median (the separator token's
-  #                                     residual is ~100x the median); spliced through unchanged
-  c.splice_contexts = 4               # held-out contexts of ctx_len for loss recovered
+  )
   c.groups = ("flop_matched", "width_matched", "baselines", "alpha", "scaling")  # run order
-  c.dense_width = 1024                # dense baselines' M and the FLOP-matched expert width (~1.8 d)
   c.ks = (32, 8, 16, 64)              # k of TopK / Switch runs, k = 32 first (paper: 8..192)
-  c.flop_matched_experts = (2, 4, 8)  # M = dense_width * N (paper)
-  c.width_matched_experts = (4, 8, 16, 32)  # M = dense_width (paper: 16..128 at M = 32 d)
-  c.baselines = ("topk", "relu", "gated")   # dense SAEs on the Pareto plots
-  c.l1_coeffs = (0.05, 0.1, 0.2, 0.4)  # ReLU / Gated L1 weights, chosen to span L0 ~ 8..64
-  c.alphas = (0.0, 0.3, 3.0, 30.0)    # load-balance sweep (paper units)
-  c.alpha_experts = 8                 # N of the alpha sweep, width-matched
-  c.alpha_k = 32                      # k of the alpha sweep and of the scaling runs (paper)
-  c.alpha = 3.0                       # alpha of every other Switch run (paper)
-  c.alpha_per_unit_norm = True        # balance weight alpha / d (see sae.sweep.SweepConfig)
-  c.scaling_widths = (512, 1024, 2048, 4096)  # M of the scaling runs (paper: 2^11 .. 2^17)
-  c.scaling_experts = (1, 8)          # 1 = dense TopK (paper: TopK, N = 8, N = 64)
   c.lr_scale = 4.0                    # short CPU runs: 4x the recipe's width-scaled lr
 
   parts = [g for w in sorted(words & set(_PARTS)) for g in _PARTS[w]]
@@ -126,7 +77,6 @@ def get_config(variant=None):
     c.train.checkpoint_every = 5000
     c.train.log_every = 100
     c.train.model.dead_tokens = 10_000_000
-    c.train.mesh = (("data", -1), ("expert", 1))
     c.heldout_tokens = 1 << 20
     c.eval_rows = 65_536
     c.splice_contexts = 64

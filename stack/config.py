@@ -5,7 +5,8 @@ comma-separated words the file interprets (`smoke`, `n8`, ...). Library code nev
 ConfigDict: `to_dataclass` turns it into the typed dataclass at the boundary, refusing unknown
 fields so a typo in a sweep is an error instead of a silently ignored setting.
 
-`apply_overrides` sets single fields from the command line (`--set=train.num_steps=100`, the
+`from_dataclass` starts a config from the library dataclass's defaults, so the file holds only
+what differs. `apply_overrides` sets single fields from the command line (`--set=train.num_steps=100`, the
 launch mains' repeatable flag), so a pod run changes a field without a new config file.
 """
 
@@ -88,6 +89,14 @@ def apply_overrides(cfg: ml_collections.ConfigDict, items: typing.Iterable[str])
                       f"({old!r}), got a {type(value).__name__}")
     node[parts[-1]] = value
   return cfg
+
+
+def from_dataclass(defaults: Any) -> ml_collections.ConfigDict:
+  """A ConfigDict of every field of a dataclass instance (or of a class's defaults), so a config
+  file states only what differs and the dataclass stays the one source of defaults."""
+  if isinstance(defaults, type):
+    defaults = defaults()
+  return ml_collections.ConfigDict(dataclasses.asdict(defaults))
 
 
 def parse_variants(variant: str | None, known: typing.Iterable[str]) -> set[str]:

@@ -134,3 +134,11 @@ def test_fused_apply_matches_the_optax_chain(name, clip, decay):
     for a, b in zip(jax.tree.leaves((p, s)), jax.tree.leaves((ref_p, ref_s))):
       assert jnp.allclose(a, b, rtol=1e-5, atol=1e-6), (i, a, b)
   assert not jnp.allclose(p["w"], params["w"])   # it did train
+
+
+def test_from_dataclass_holds_every_default_and_round_trips():
+  c = config.from_dataclass(Outer)
+  assert c.inner.width == 4 and c.sizes == (1, 2) and c.lr == 1e-3
+  assert config.to_dataclass(c, Outer) == Outer()
+  c.inner.update(width=16)  # a config states only what differs
+  assert config.to_dataclass(c, Outer) == Outer(inner=Inner(width=16))

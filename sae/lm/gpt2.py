@@ -51,14 +51,6 @@ def layer_norm(x_BTD, g_D, b_D, eps: float):
 class GPT2(transformer.PreNormLM):
   cfg: GPT2Config
 
-  @property
-  def n_layers(self) -> int:
-    return self.cfg.n_layers
-
-  @property
-  def d_model(self) -> int:
-    return self.cfg.d_model
-
   def embed(self, params, tokens_BT):
     t = tokens_BT.shape[1]
     if t > self.cfg.n_positions:

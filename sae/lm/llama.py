@@ -58,14 +58,6 @@ def rotary(x_BTHK, theta: float):
 class Llama(transformer.PreNormLM):
   cfg: LlamaConfig
 
-  @property
-  def n_layers(self) -> int:
-    return self.cfg.n_layers
-
-  @property
-  def d_model(self) -> int:
-    return self.cfg.d_model
-
   def embed(self, params, tokens_BT):
     return jnp.take(params["embed"], tokens_BT, axis=0)
 

@@ -17,6 +17,8 @@ function) stand between them.
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 
@@ -26,10 +28,18 @@ SITES = ("resid_pre", "attn_out", "mlp_out", "resid_post")
 
 
 class PreNormLM:
-  """Base class: subclasses are frozen dataclasses (hashable, so jit can take them as static)."""
+  """Base class: subclasses are frozen dataclasses (hashable, so jit can take them as static)
+  holding a `cfg` with n_layers and d_model."""
 
-  n_layers: int
-  d_model: int
+  cfg: Any
+
+  @property
+  def n_layers(self) -> int:
+    return self.cfg.n_layers
+
+  @property
+  def d_model(self) -> int:
+    return self.cfg.d_model
 
   def embed(self, params, tokens_BT):
     raise NotImplementedError
