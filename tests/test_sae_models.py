@@ -1,7 +1,5 @@
 """The training recipe's pieces, each against a known answer."""
 
-import dataclasses
-
 import jax
 import jax.numpy as jnp
 import numpy as np
