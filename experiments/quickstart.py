@@ -26,4 +26,6 @@ def get_config(variant=None):
   c.harvest.max_tokens = 49_152       # training activations harvested (~2-3 min on 2 cores)
   c.heldout_tokens = 4096             # held-out text for the evaluation
   c.train.num_steps = 400             # 400 x 256 tokens, about two passes over the store
+  c.eval_tokens = (12_800, 25_600, 51_200)  # held-out curve points (and the end): MSE at equal
+  c.curve_rows = 2_048                #   training seconds / FLOPs is read off these curves
   return c

@@ -15,12 +15,12 @@ with the JSON of its data beside it:
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import shutil
 
 import numpy as np
 
+from sae import curve
 from sae.activations import store as store_lib
 from sae.analysis import plots
 from stack.errors import UserError
@@ -34,15 +34,6 @@ def label(run: dict) -> str:
     aux = " AuxK" if "auxk" in run["groups"] else ""
     return f"Switch N={run['num_experts']} ({how}){aux} {k}"
   return f"{ {'topk': 'TopK', 'relu': 'ReLU', 'gated': 'Gated'}.get(run['kind'], run['kind'])} {k}"
-
-
-def at_budget(curve: list[dict], x: str, budget: float, y: str = "mse") -> float | None:
-  """y at x = budget, interpolated linearly in log-log between curve points; None outside."""
-  pts = sorted((p[x], p[y]) for p in curve if p.get(x) and p.get(y))
-  if not pts or not pts[0][0] <= budget <= pts[-1][0]:
-    return None
-  xs, ys = np.log([p[0] for p in pts]), np.log([p[1] for p in pts])
-  return float(np.exp(np.interp(math.log(budget), xs, ys)))
 
 
 def gap_fit(topk: list[dict], switch: list[dict], min_tokens: float = 250_000) -> dict:
@@ -70,7 +61,7 @@ def gap_fit(topk: list[dict], switch: list[dict], min_tokens: float = 250_000) -
 
 def equal_budgets(runs: list[dict], x: str, budgets: list[float]) -> list[dict]:
   """Each run's MSE at each budget of x (tokens, flops or seconds); None past its curve."""
-  return [{"label": label(r), x: b, "mse": at_budget(r["curve"], x, b)} for r in runs for b in budgets]
+  return [{"label": label(r), x: b, "mse": curve.at_budget(r["curve"], x, b)} for r in runs for b in budgets]
 
 
 def _corpus(workdir: str) -> dict:

@@ -13,7 +13,10 @@ from launch import common
 COLUMNS = (("name", "run", "{}"), ("flops_per_token", "train FLOPs/token", "{:.3g}"),
            ("mse", "MSE (sum over d)", "{:.4f}"), ("fvu", "FVU", "{:.4f}"), ("l0", "L0", "{:.1f}"),
            ("dead_fraction", "dead", "{:.3f}"), ("loss_recovered", "loss recovered", "{:.4f}"),
-           ("delta_ce", "delta CE", "{:.4f}"), ("seconds", "train s", "{:.0f}"))
+           ("delta_ce", "delta CE", "{:.4f}"), ("seconds", "train s", "{:.0f}"),
+           ("ms_per_step", "ms/step", "{:.0f}"))
+SCALE_ANSWER = ("At 5M tokens, which wins? README section 'Switch SAEs at millions of tokens' "
+                "(results/switch_scale/).")
 
 
 def table(runs: list[dict]) -> str:
@@ -34,8 +37,27 @@ def main(argv):
   cfg = to_dataclass(common.load_config_flag(), sweep_lib.SweepConfig)
   workdir = common.workdir_flag()
   sweep = sweep_lib.run_sweep(cfg, workdir)
-  print(table(sweep["runs"]), flush=True)
+  runs = [dict(r, ms_per_step=1000 * r["seconds"] / r["steps"]) for r in sweep["runs"]]
+  print(table(runs), flush=True)
+  for line in equal_compute(runs):
+    print(line, flush=True)
   print(f"results: {workdir}/sweep.json", flush=True)
+  print(SCALE_ANSWER, flush=True)
+
+
+def equal_compute(runs: list[dict]) -> list[str]:
+  """Each run's held-out MSE at the training seconds and FLOPs that every run reached (from the
+  token curves; runs without one are left out)."""
+  from sae import curve  # pylint: disable=import-outside-toplevel
+  runs = [r for r in runs if r.get("curve")]
+  lines = []
+  for key, unit in (("seconds", "s of training"), ("flops", "training FLOPs")):
+    if not runs:
+      break
+    budget = min(max(p[key] for p in r["curve"]) for r in runs)
+    cells = [f"{r['name']} {curve.at_budget(r['curve'], key, budget):.4f}" for r in runs]
+    lines.append(f"MSE at equal compute ({budget:.3g} {unit}): " + ", ".join(cells))
+  return lines
 
 
 if __name__ == "__main__":

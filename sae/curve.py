@@ -11,6 +11,7 @@ live in the run's metrics.jsonl ('eval/...' rows), so a killed run keeps those i
 
 from __future__ import annotations
 
+import math
 import os
 import time
 
@@ -42,7 +43,7 @@ class CurveEval:
     out = evaluate.heldout_metrics(model, state.params, self.x_ND)
     dead = np.asarray(jax.device_get(metrics.dead_mask(state.aux, self.dead_tokens)))
     out["dead_fraction"] = float(np.mean(dead[:model.width]))
-    out["train_seconds"] = self.before + t0 - self.start - self.eval_seconds
+    out["seconds"] = self.before + t0 - self.start - self.eval_seconds
     self.eval_seconds += time.perf_counter() - t0
     return out
 
@@ -57,3 +58,12 @@ def read_curve(run_dir: str, batch_size: int, flops_per_tok: float) -> list[dict
     tokens = r["step"] * batch_size
     points[r["step"]] = dict(step=r["step"], tokens=tokens, flops=flops_per_tok * tokens, **point)
   return [points[s] for s in sorted(points)]
+
+
+def at_budget(curve: list[dict], x: str, budget: float, y: str = "mse") -> float | None:
+  """y at x = budget, interpolated linearly in log-log between curve points; None outside."""
+  pts = sorted((p[x], p[y]) for p in curve if p.get(x) and p.get(y))
+  if not pts or not pts[0][0] <= budget <= pts[-1][0]:
+    return None
+  xs, ys = np.log([p[0] for p in pts]), np.log([p[1] for p in pts])
+  return float(np.exp(np.interp(math.log(budget), xs, ys)))

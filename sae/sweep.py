@@ -212,7 +212,7 @@ def _train(spec: RunSpec, run_dir: str, cfg: SweepConfig, x_curve_ND) -> float:
   if steps:
     before = curve.read_curve(run_dir, spec.train.data.batch_size, 0.0)
     curve_eval = curve.CurveEval(x_curve_ND, spec.train.model.dead_tokens,
-                            before[-1]["train_seconds"] if before else 0.0)
+                            before[-1]["seconds"] if before else 0.0)
   t0 = time.perf_counter()
   train.run(spec.train, run_dir, eval_fn=curve_eval, eval_at=steps)
   seconds = time.perf_counter() - t0

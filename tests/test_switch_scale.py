@@ -4,6 +4,7 @@ end with its figures."""
 
 import dataclasses
 import json
+import math
 import os
 
 import jax
@@ -28,9 +29,9 @@ def test_eval_steps_round_budgets_to_steps_and_always_end():
 
 
 def test_read_curve_keeps_the_last_row_of_a_repeated_point(tmp_path):
-  rows = [{"step": 2, "eval/mse": 3.0, "eval/train_seconds": 1.0}, {"step": 2, "loss": 9.0},
-          {"step": 4, "eval/mse": 2.5, "eval/train_seconds": 2.0},
-          {"step": 4, "eval/mse": 2.0, "eval/train_seconds": 2.2}]  # resumed: evaluated again
+  rows = [{"step": 2, "eval/mse": 3.0, "eval/seconds": 1.0}, {"step": 2, "loss": 9.0},
+          {"step": 4, "eval/mse": 2.5, "eval/seconds": 2.0},
+          {"step": 4, "eval/mse": 2.0, "eval/seconds": 2.2}]  # resumed: evaluated again
   (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
   points = curve.read_curve(str(tmp_path), batch_size=10, flops_per_tok=5.0)
   assert [(p["step"], p["tokens"], p["flops"], p["mse"]) for p in points] == [
@@ -92,8 +93,8 @@ def test_expert_auxk_needs_capacity_dispatch():
 
 def test_at_budget_interpolates_a_power_law_exactly():
   pts = [{"tokens": t, "mse": 10 * t ** -0.5} for t in (1e4, 1e5, 1e6)]
-  assert figs.at_budget(pts, "tokens", 3e4) == pytest.approx(10 * 3e4 ** -0.5, rel=1e-9)
-  assert figs.at_budget(pts, "tokens", 1e7) is None
+  assert curve.at_budget(pts, "tokens", 3e4) == pytest.approx(10 * 3e4 ** -0.5, rel=1e-9)
+  assert curve.at_budget(pts, "tokens", 1e7) is None
 
 
 def test_gap_fit_finds_the_crossing_measured_or_extrapolated():
@@ -134,7 +135,7 @@ def test_smoke_sweep_gives_token_curves_and_figures(tmp_path):
     steps = [p["step"] for p in run["curve"]]
     assert steps == [2, 8, 24]
     assert [p["tokens"] for p in run["curve"]] == [s * 128 for s in steps]
-    secs = [p["train_seconds"] for p in run["curve"]]
+    secs = [p["seconds"] for p in run["curve"]]
     assert all(a < b for a, b in zip(secs, secs[1:])) and secs[-1] <= run["seconds"] + 1e-6
     assert run["curve"][-1]["mse"] == pytest.approx(run["mse"], rel=0.3)  # 256 vs 512 rows
   summary = figs.build(str(tmp_path / "w"), str(tmp_path / "out"))
@@ -142,3 +143,15 @@ def test_smoke_sweep_gives_token_curves_and_figures(tmp_path):
                "table.md", "summary.json", "sweep.json"):
     assert os.path.getsize(tmp_path / "out" / name) > 0
   assert set(summary["gaps"]) == {"Switch N=2 (FLOP) k=8", "Switch N=2 (FLOP) AuxK k=8"}
+
+
+def test_make_run_prints_mse_at_equal_compute():
+  from launch import main as main_lib  # pylint: disable=import-outside-toplevel
+  fast = {"name": "switch", "curve": [{"seconds": 1.0, "flops": 10.0, "mse": 4.0},
+                                      {"seconds": 4.0, "flops": 40.0, "mse": 1.0}]}
+  slow = {"name": "topk", "curve": [{"seconds": 2.0, "flops": 10.0, "mse": 3.0},
+                                    {"seconds": 8.0, "flops": 40.0, "mse": 2.0}]}
+  secs, flops = main_lib.equal_compute([fast, slow, {"name": "no curve"}])
+  # Both reach 4 s: switch at its end (1.0), topk halfway in log-seconds between 3 and 2.
+  assert secs == f"MSE at equal compute (4 s of training): switch 1.0000, topk {math.sqrt(6):.4f}"
+  assert flops.startswith("MSE at equal compute (40 training FLOPs): switch 1.0000, topk 2.0000")
