@@ -8,7 +8,8 @@
 #
 # The workdir must be on a file system every host sees (Filestore/NFS): checkpoints are written
 # collectively by all hosts, metrics by host 0 only. Set REPO to where the repository lives on
-# the hosts (default: ~/switchbench); SETUP=1 installs it there first.
+# the hosts (default: ~/switchbench); SETUP=1 installs it there first. launch/local_cluster.sh
+# runs the same multi-process path on one machine (how tests/test_multihost.py exercises it).
 set -euo pipefail
 if [ $# -lt 4 ] || [ "$3" != "--" ]; then
   echo "usage: $0 TPU_NAME ZONE -- COMMAND..." >&2
