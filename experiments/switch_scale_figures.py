@@ -76,6 +76,21 @@ def _corpus(workdir: str) -> dict:
   return out
 
 
+def corpus_stats(out: str, model: str, sources) -> dict:
+  """Documents and SmolLM2 tokens of every source and split (one tokenization pass, ~1 min;
+  kept in corpus_stats.json and reused)."""
+  path = os.path.join(out, "corpus_stats.json")
+  stats = read_json(path)
+  if stats is None or sorted(stats["sources"]) != sorted(sources):
+    from sae.activations import harvest, text  # pylint: disable=import-outside-toplevel
+    tok = harvest.load_model(model)[2]
+    per_source = text.corpus_stats(tok, sources)
+    stats = {"model": model, "sources": per_source, "tokens_total": sum(
+        s["tokens_train"] + s["tokens_heldout"] for s in per_source.values())}
+    write_json(path, stats)
+  return stats
+
+
 def _fmt(v, spec=".4g"):
   return "-" if v is None else format(v, spec)
 
@@ -86,7 +101,10 @@ def build(workdir: str, out: str) -> dict:
     raise UserError(f"{workdir}/sweep.json is missing; run the sweep first (see experiments/switch_scale.py)")
   os.makedirs(out, exist_ok=True)
   shutil.copyfile(os.path.join(workdir, "sweep.json"), os.path.join(out, "sweep.json"))
-  write_json(os.path.join(out, "corpus.json"), _corpus(workdir))
+  corpus = _corpus(workdir)
+  write_json(os.path.join(out, "corpus.json"), corpus)
+  if "train" in corpus and corpus["train"]["corpus"]:
+    corpus_stats(out, corpus["train"]["model"], list(corpus["train"]["corpus"]))
   runs = [dict(r, label=label(r)) for r in sweep["runs"] if r.get("curve")]
   topk = {r["k"]: r for r in runs if r["kind"] == "topk"}
   flop = [r for r in runs if "flop_matched" in r["groups"] and r["kind"] == "switch"]
