@@ -117,8 +117,9 @@ def _synthesise(ex, task: tasks.Task, cfg: PipelineConfig, workdir: str, secs: d
 
 
 def run_task(task: tasks.Task, cfg: PipelineConfig, workdir: str,
-             log: Callable[[str], None] = print) -> dict:
-  """One task through every stage; returns its results row."""
+             log: Callable[[str], None] = print, train_dir: str | None = None) -> dict:
+  """One task through every stage; returns its results row. train_dir: the search's
+  checkpoints (a rerun after a kill resumes the search there)."""
   secs: dict[str, float] = {}
   cpu0 = time.process_time()  # CPU seconds: comparable when the cores are shared
   t = time.time()
@@ -132,7 +133,7 @@ def run_task(task: tasks.Task, cfg: PipelineConfig, workdir: str,
   secs["data"] = time.time() - t
   t = time.time()
   cands, summary = search.search(x, y, x_val, y_val, cfg.search, cfg.train,
-                                 seconds=cfg.safety_seconds, log=log)
+                                 seconds=cfg.safety_seconds, workdir=train_dir, log=log)
   secs["search"] = time.time() - t
   row = {"task": task.name, "index": task.index, "solved": False, "method": "",
          "hidden": None, "program": None, "search": summary, "attempts": []}
@@ -216,8 +217,10 @@ def run(names: Sequence[str], cfg: PipelineConfig, workdir: str,
     task = tasks.get_task(name)
     log(f"[{label}] {name} (in={task.n_in}, x in {task.low}..{task.high}, L={task.length})  "
         f"elapsed {time.time() - start:.0f}s")
+    passes = results.get(name, {}).get("passes", 0) + 1
     try:
-      row = run_task(task, pass_cfg, workdir, log)
+      row = run_task(task, pass_cfg, workdir, log,
+                     train_dir=os.path.join(workdir, "train", name, f"pass_{passes}"))
     except Exception as e:  # one task's bug must not lose the others' results
       row = {"task": name, "index": task.index, "solved": False, "method": "",
              "error": f"{type(e).__name__}: {e}", "trace": traceback.format_exc()[-2000:]}
@@ -227,7 +230,7 @@ def run(names: Sequence[str], cfg: PipelineConfig, workdir: str,
                                       + results[name].get("seconds", {}).get("total", 0), 2)
       row["cpu_seconds"] = round(row.get("cpu_seconds", 0)
                                  + results[name].get("cpu_seconds", 0), 2)
-    row["passes"] = results.get(name, {}).get("passes", 0) + 1
+    row["passes"] = passes
     log(f" -> {'SOLVED' if row['solved'] else 'not solved'} {row.get('method', '')} "
         f"in {row.get('seconds', {}).get('total', 0):.0f}s")
     results[name] = row

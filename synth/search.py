@@ -15,6 +15,7 @@ weight trained to 0.9997), FSM extraction merges noisy states, and the final pro
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from typing import Any, Callable
 
@@ -48,8 +49,10 @@ class Candidate:
 
 def search(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
            cfg: SearchConfig, tcfg: train.TrainConfig, *, seconds: float,
+           workdir: str | None = None,
            log: Callable[[str], None] = print) -> tuple[list[Candidate], dict]:
-  """Exact candidates (smallest first; empty if none) and a summary for the results file."""
+  """Exact candidates (smallest first; empty if none) and a summary for the results file.
+  workdir: each round checkpoints under workdir/round_<r> and a rerun resumes it."""
   start = time.time()
   summary = {"rounds": []}
   near: list[Candidate] = []
@@ -72,6 +75,7 @@ def search(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: n
     polish = tcfg.polish_steps if spec.head == "reg" else 0
     res = train.train_models(spec, scales, hidden, relus, seeds, x_train, y_train, x_val, y_val,
                              dataclasses.replace(tcfg, seconds=left, polish_steps=polish),
+                             workdir=workdir and os.path.join(workdir, f"round_{r + 1}"),
                              log=log)
     summary["rounds"].append({"hidden": sizes, "steps": res.steps,
                               "seconds": round(res.seconds, 1),

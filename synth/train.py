@@ -3,10 +3,19 @@
 All models share one NetSpec (built at hidden_max units) and differ in their `arch` (hidden
 mask, ReLU gate, data scales) and initial weights. The summed loss gives each model its own
 gradient, and Adam is elementwise, so the M models train exactly as if alone (no global-norm
-clip: it would couple them). The step is stack.step.make_train_step on a one-device mesh; the
-stacked arch rides in TrainState.aux, so one compiled step serves every task of the same shape
-(compiling costs seconds on a busy CPU, a step milliseconds). The loop stops as soon as some
-model is exact on every validation sequence (plus `polish_steps`), or at the step or time cap.
+clip: it would couple them). The state is born sharded over a "model" mesh axis (every leaf's
+leading M axis split across devices, POPULATION_RULES), so a pod trains thousands of networks
+in one step; the step is stack.step.make_train_step, and the stacked arch rides in
+TrainState.aux, so one compiled step serves every task of the same shape. The loop stops as
+soon as some model is exact on every validation sequence (plus `polish_steps`), or at the step
+cap (the time cap is a reported safety stop).
+
+With a workdir, every evaluation is a checkpoint (stack.checkpoint: the state, each model's
+most exact parameters so far and the loop position) and a metrics.jsonl row (stack.metrics).
+Batches and PRNG keys are functions of (seed, step), so a run killed at any point and rerun
+resumes from its last checkpoint and ends with the parameters an uninterrupted run would have.
+A model whose loss turns NaN/Inf is dropped from the population; all of them at once stops the
+run (stack.loop.NonFiniteError).
 """
 
 from __future__ import annotations
@@ -20,12 +29,21 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jax.sharding import PartitionSpec as P
+
 from stack import mesh as mesh_lib
 from stack import sharding as sharding_lib
 from stack import state as state_lib
 from stack import step as step_lib
+from stack.checkpoint import Checkpointer
+from stack.loop import NonFiniteError
+from stack.metrics import MetricWriter
 from stack.optim import OptimConfig, make_optimizer
 from synth import rnn
+
+# Every per-model leaf (params, Adam moments, arch: all (M, ...)) is split over "model" on its
+# leading axis; scalars (step and schedule counts) are replicated (rank 0 keeps no axis).
+POPULATION_RULES = ((r".", P("model")),)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,7 +53,7 @@ class TrainConfig:
   lr: float = 1e-2              # Adam peak learning rate
   schedule: str = "warmup_cosine"  # stack.optim schedule over `steps`
   eval_every: int = 250         # steps between exactness checks on the validation set
-  seconds: float = 30.0         # wall-clock cap for this call
+  seconds: float = 900.0        # wall-clock safety stop for this call (reported, not a budget)
   polish_steps: int = 500       # steps to keep going after the first exact model (cleaner states)
   l1: float = 0.0               # L1 weight on all weight matrices (sparsity for simplify)
 
@@ -71,8 +89,11 @@ def weight_l1(params: Any) -> jax.Array:
 
 
 @functools.lru_cache(maxsize=None)
-def _one_device_mesh():
-  return mesh_lib.make_mesh({"data": 1}, devices=jax.devices()[:1])
+def population_mesh(n_models: int):
+  """A "model" axis over the most devices that divide the population evenly."""
+  devices = jax.devices()
+  size = max(d for d in range(1, len(devices) + 1) if n_models % d == 0)
+  return mesh_lib.make_mesh({"model": size}, devices=devices[:size])
 
 
 @functools.lru_cache(maxsize=None)
@@ -98,12 +119,13 @@ def _step_fn(spec: rnn.NetSpec, cfg: TrainConfig, shapes: "_Frozen", pruned: boo
 
 @functools.lru_cache(maxsize=None)
 def _compiled_step(spec: rnn.NetSpec, cfg: TrainConfig, shapes: "_Frozen", pruned: bool):
-  mesh = _one_device_mesh()
+  mesh = population_mesh(shapes.n_models)
   tx = make_optimizer(OptimConfig(lr=cfg.lr, schedule=cfg.schedule,
                                   warmup_steps=min(100, cfg.steps // 10), clip_norm=None),
                       cfg.steps)
   zeros = lambda rng: jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes.tree)
-  _, shardings = state_lib.abstract_train_state(zeros, tx, jax.random.PRNGKey(0), mesh, [])
+  _, shardings = state_lib.abstract_train_state(zeros, tx, jax.random.PRNGKey(0), mesh,
+                                                POPULATION_RULES)
 
   def loss_fn(p_M, aux, batch, rng):
     x_BLI, y_BLO = batch
@@ -114,13 +136,16 @@ def _compiled_step(spec: rnn.NetSpec, cfg: TrainConfig, shapes: "_Frozen", prune
 
     loss_M = jax.vmap(one)(p_M, aux["arch_M"])
     total = jnp.sum(loss_M) + (cfg.l1 * weight_l1(p_M) if cfg.l1 else 0.0)
-    return total, ({"loss_min": jnp.min(loss_M)}, aux)
+    # NaN-safe: a diverged model must not hide the others' progress (the guard reads loss_M).
+    return total, ({"loss_min": jnp.min(jnp.where(jnp.isfinite(loss_M), loss_M, jnp.inf)),
+                    "loss_M": loss_M}, aux)
 
   # Pruned weights (keep == 0) are held at zero after every update.
   post = (lambda p: jax.tree.map(lambda w, k: w * k, p, p["keep"])) if pruned else None
-  return tx, step_lib.make_train_step(
+  # Every model sees the whole batch: it is replicated, the models are split.
+  return tx, shardings, step_lib.make_train_step(
       loss_fn if not pruned else _strip_keep(loss_fn), tx, mesh, shardings,
-      sharding_lib.data_sharding(mesh, 3), post_update=post)
+      sharding_lib.replicated(mesh), post_update=post)
 
 
 def _strip_keep(loss_fn):
@@ -132,12 +157,14 @@ def train_models(spec: rnn.NetSpec, scales: dict, hidden: Sequence[int], relu: S
                  seeds: Sequence[int], x_train: np.ndarray, y_train: np.ndarray,
                  x_val: np.ndarray, y_val: np.ndarray, cfg: TrainConfig, *,
                  params_M: Any = None, keep_M: Any = None, arch_M: dict | None = None,
+                 workdir: str | None = None,
                  log: Callable[[str], None] = print) -> TrainResult:
   """Trains len(hidden) models (model m: hidden[m] units, ReLU paths iff relu[m], seed seeds[m]).
 
   params_M: start from these stacked params instead of a fresh init (simplify's retraining).
   keep_M: a 0/1 tree like params_M; weights where it is 0 are held at exactly 0 (pruning).
   arch_M: use these stacked archs (e.g. pruned unit masks) instead of building them.
+  workdir: checkpoints and metrics.jsonl go here, and a rerun resumes from them.
   """
   start = time.time()
   hidden_M, relu_M = np.asarray(hidden), np.asarray(relu, bool)
@@ -148,41 +175,70 @@ def train_models(spec: rnn.NetSpec, scales: dict, hidden: Sequence[int], relu: S
   if keep_M is not None:
     params_M = dict(params_M, keep=keep_M)
   shapes = jax.eval_shape(lambda: (params_M, {"arch_M": arch_M}))
-  tx, step_fn = _step_fn(spec, cfg, _Frozen(shapes), keep_M is not None)
+  tx, shardings, step_fn = _step_fn(spec, cfg, _Frozen(shapes), keep_M is not None)
+  mesh = population_mesh(len(hidden_M))
   state, _ = state_lib.create_train_state(
-      lambda rng: (params_M, {"arch_M": arch_M}), tx, jax.random.PRNGKey(0),
-      _one_device_mesh(), [])
+      lambda rng: (params_M, {"arch_M": arch_M}), tx, jax.random.PRNGKey(0), mesh,
+      POPULATION_RULES)
   exact = exact_fn(spec)
-  rng = np.random.default_rng(int(seeds[0]) + 7919)
-  key = jax.random.PRNGKey(0)
-  exact_M = np.zeros(len(hidden_M))
+  base_seed = int(seeds[0])
+  key = jax.random.PRNGKey(base_seed)
+  strip = lambda p: {k: v for k, v in p.items() if k != "keep"}
   # Each model's parameters at its most exact evaluation (the latest among ties, so polished):
   # a model exact at one evaluation may drift off it later in the schedule.
-  best_M, best_params = np.full(len(hidden_M), -1.0), None
+  run = {"state": state, "best": jax.tree.map(jnp.copy, strip(state.params)),  # state is donated
+         "best_M": jnp.full(len(hidden_M), -1.0, jnp.float32)}
   stop_at, i = cfg.steps, 0
-  while i < stop_at:
-    idx = rng.integers(0, len(x_train), cfg.batch)
-    state, metrics = step_fn(state, (x_train[idx], y_train[idx]), key)
-    i += 1
-    if i % cfg.eval_every == 0 or i == stop_at:
-      p = {k: v for k, v in state.params.items() if k != "keep"}
-      exact_M = np.asarray(exact(p, arch_M, x_val, y_val))
-      better = exact_M >= best_M
-      host = jax.device_get(p)
-      best_params = host if best_params is None else jax.tree.map(
-          lambda new, old: np.where(better.reshape((-1,) + (1,) * (new.ndim - 1)), new, old),
-          host, best_params)
-      best_M = np.maximum(best_M, exact_M)
+  ckpt = writer = None
+  if workdir is not None:
+    ckpt = Checkpointer(workdir, keep=1, every=cfg.eval_every, async_save=False)
+    writer = MetricWriter(workdir, tensorboard=False)
+    restored = ckpt.restore_newest_intact(jax.tree.map(
+        lambda v: jax.ShapeDtypeStruct(v.shape, v.dtype, sharding=v.sharding), run))
+    if restored is not None:
+      run, data, i = restored
+      stop_at = int(data["stop_at"])
+      writer.truncate_after(i)
+      log(f"  resumed at step {i} from {workdir}")
+  state = run["state"]
+  try:
+    while i < stop_at:
+      # Batches and keys depend on (seed, step) only: a resumed run sees the same ones.
+      idx = np.random.default_rng([base_seed, i]).integers(0, len(x_train), cfg.batch)
+      state, metrics = step_fn(state, (x_train[idx], y_train[idx]), jax.random.fold_in(key, i))
+      i += 1
+      if i % cfg.eval_every and i != stop_at:
+        continue
+      finite_M = np.isfinite(np.asarray(metrics["loss_M"]))
+      if not finite_M.any():
+        raise NonFiniteError(i, "the loss of every model", float("nan"))
+      p = strip(state.params)
+      exact_M = np.where(finite_M, np.asarray(exact(p, arch_M, x_val, y_val)), 0.0)
+      better = jnp.asarray(exact_M >= np.asarray(run["best_M"]))
+      pick = lambda new, old: jnp.where(better.reshape((-1,) + (1,) * (new.ndim - 1)), new, old)
+      run = {"state": state, "best": jax.tree.map(pick, p, run["best"]),
+             "best_M": jnp.maximum(run["best_M"], jnp.asarray(exact_M, jnp.float32))}
       elapsed = time.time() - start
-      log(f"  step {i:5d}  loss {float(metrics['loss_min']):.2e}  exact(best) "
-          f"{exact_M.max():.4f}  models exact {int((exact_M == 1).sum())}/{len(exact_M)}  "
-          f"{i / elapsed:.0f} steps/s")
+      loss_min = float(metrics["loss_min"])
+      log(f"  step {i:5d}  loss {loss_min:.2e}  exact(best) {exact_M.max():.4f}  models exact "
+          f"{int((exact_M == 1).sum())}/{len(exact_M)}  {i / max(elapsed, 1e-9):.0f} steps/s")
       if exact_M.max() == 1.0 and stop_at == cfg.steps:
         stop_at = min(i + cfg.polish_steps, cfg.steps)
+      if ckpt is not None:
+        writer.write(i, {"loss_min": loss_min, "exact_best": float(exact_M.max()),
+                         "models_exact": int((exact_M == 1).sum()),
+                         "models_nonfinite": int((~finite_M).sum())})
+        ckpt.save(i, run, {"stop_at": stop_at}, force=True)
       if elapsed > cfg.seconds:
+        log(f"  safety stop after {elapsed:.0f}s at step {i}")
         break
-  return TrainResult(params_M=best_params, arch_M=arch_M, hidden_M=hidden_M, relu_M=relu_M,
-                     exact_M=best_M, steps=i, seconds=time.time() - start)
+  finally:
+    if ckpt is not None:
+      ckpt.close()
+      writer.close()
+  return TrainResult(params_M=jax.device_get(run["best"]), arch_M=arch_M, hidden_M=hidden_M,
+                     relu_M=relu_M, exact_M=np.asarray(run["best_M"], np.float64), steps=i,
+                     seconds=time.time() - start)
 
 
 class _Frozen:
@@ -192,6 +248,7 @@ class _Frozen:
     leaves, self.treedef = jax.tree.flatten(tree)
     self.key = (self.treedef, tuple((l.shape, str(l.dtype)) for l in leaves))
     self.tree = tree
+    self.n_models = leaves[0].shape[0]
 
   def __hash__(self):
     return hash(self.key)
