@@ -5,6 +5,8 @@
     # the study on two CPU cores: harvests ~5.2M SmolLM2 block-15 rows from the offline corpus
     # (Bible + Shakespeare + the Python standard library; ~6 GB of float16 on disk), then the sweep
     nice -n 5 python -m launch.main --config=experiments/switch_scale.py --workdir=runs/switch_scale
+    # the same at k = 16 and 64 too, with three L1 weights for ReLU / Gated (finished runs are kept)
+    nice -n 5 python -m launch.main --config=experiments/switch_scale.py:all_k --workdir=runs/switch_scale
     # its figures and tables (results/switch_scale/)
     python -m experiments.switch_scale_figures --workdir=runs/switch_scale --out=results/switch_scale
     # on a pod: the same study on GPT-2 small block 8 at the paper's width and token budget
@@ -25,7 +27,7 @@ LIBRARY_CONFIG = "sae.sweep:SweepConfig"
 
 
 def get_config(variant=None):
-  words = parse_variants(variant, {"smoke", "gpt2"})
+  words = parse_variants(variant, {"smoke", "gpt2", "all_k"})
   c = switch_paper.get_config("gpt2" if "gpt2" in words else None)
   h = c.harvest
   h.sources = ("bible", "shakespeare", "pystdlib")  # offline corpus, ~10.6M tokens (README)
@@ -36,20 +38,20 @@ def get_config(variant=None):
     h.log_every = 10
   h.outlier_factor = 10.0             # dropped at harvest (the <|endoftext|> rows, ~90x the median
   c.outlier_factor = 0.0              # norm), so the sweep reads the store as it is
-  c.heldout_tokens = 262_144          # held-out documents: ~5% of every source
+  c.heldout_tokens = 131_072          # held-out documents (~5% of every source): 130k rows
   c.eval_rows = 16_384                # held-out rows for the final metrics
   c.curve_rows = 8_192                # held-out rows at each curve point
   c.splice_contexts = 32              # held-out contexts for loss recovered / delta CE (final)
   c.eval_tokens = (100_000, 300_000, 1_000_000, 3_000_000)  # and the end of each run
-  c.groups = ("flop_matched", "width_matched", "auxk", "baselines")
+  c.groups = ("flop_matched", "width_matched", "auxk", "baselines")  # run order
   c.dense_width = 2_048               # ~3.6 d: dense TopK's M and each FLOP-matched expert's width
-  c.ks = (32, 16, 64)
-  c.flop_matched_experts = (2, 4, 8)  # M = 2048 N: each expert as wide as the dense SAE
+  c.ks = (32,)                        # all_k: 16 and 64 too (2 CPU cores: ~4 h more)
+  c.flop_matched_experts = (8, 2, 4)  # M = 2048 N: each expert as wide as the dense SAE
   c.width_matched_experts = (8, 16, 32)  # M = 2048
   c.width_matched_ks = (32,)
   c.auxk_experts = (8,)               # Switch N = 8, k = 32 with AuxK per expert
   c.baselines = ("relu", "gated")     # dense L1 SAEs (TopK runs come from the groups above)
-  c.l1_coeffs = (0.1, 0.4)
+  c.l1_coeffs = (0.2,)                # all_k: (0.1, 0.2, 0.4)
   c.lr_scale = 2.0                    # ~1,240 steps: twice the recipe's width-scaled rate
   t = c.train
   t.data.batch_size = 4_096           # tokens per step
@@ -59,6 +61,9 @@ def get_config(variant=None):
   t.eval_batches = 1
   t.model.dead_tokens = 500_000       # dead = unfired for ~122 steps
   t.model.encoder_grad = "sparse"     # TopK and Switch: gradient to the k chosen rows (same math)
+  if "all_k" in words:
+    c.ks = (32, 16, 64)
+    c.l1_coeffs = (0.1, 0.2, 0.4)
   if "gpt2" in words:
     c.eval_tokens = (1_000_000, 10_000_000, 100_000_000)
     c.curve_rows = 32_768

@@ -197,21 +197,39 @@ def expert_auxk(slots: Slots, dead_NF, residual_BD, b_pre_D, w_enc_NFD, w_dec_NF
   """AuxK per expert: each kept token's residual, reconstructed from the top aux_k dead latents
   of the expert it was routed to (mean over the batch; 0 while no latent is dead).
 
-  The dead latents' pre-activations are the slots' own (no extra encoder product), so dead
-  latents of an expert get gradient only from the tokens that expert sees.
+  The dead latents' pre-activations are the slots' own, so dead latents of an expert get
+  gradient only from the tokens that expert sees. While no expert has more than aux_k dead
+  latents, all of them are selected: one dense per-expert product replaces the top-aux_k.
   """
   num_experts, width, d_model = w_enc_NFD.shape
   cap = slots.values_NCK.shape[1]
-  masked_NCF = jnp.where(dead_NF[:, None, :], slots.pre_NCF, -jnp.inf)
-  values_NCA, local_NCA = _slot_topk(masked_NCF, slots.x_NCD, b_pre_D, w_enc_NFD,
-                                     min(aux_k, width), sparse_grad)
-  e_hat_SD = sparse_decode(values_NCA.reshape(num_experts * cap, -1), _flat_slots(local_NCA, width),
-                           w_dec_NFD.reshape(num_experts * width, d_model))
-  target_SD = jnp.zeros_like(e_hat_SD).at[slots.slot_B].set(
+  aux_k = min(aux_k, width)
+  target_SD = jnp.zeros((num_experts * cap, d_model), residual_BD.dtype).at[slots.slot_B].set(
       jax.lax.stop_gradient(residual_BD), mode="drop")
-  kept_S = jnp.zeros((num_experts * cap,), e_hat_SD.dtype).at[slots.slot_B].set(1.0, mode="drop")
-  err = jnp.sum(kept_S * jnp.sum(jnp.square(target_SD - e_hat_SD), axis=-1)) / residual_BD.shape[0]
-  return jnp.where(jnp.any(dead_NF), err, 0.0)
+  kept_S = jnp.zeros((num_experts * cap,), residual_BD.dtype).at[slots.slot_B].set(1.0, mode="drop")
+
+  def error(e_hat_SD):
+    return jnp.sum(kept_S * jnp.sum(jnp.square(target_SD - e_hat_SD), axis=-1)) / residual_BD.shape[0]
+
+  def none_dead():
+    return jnp.zeros((), residual_BD.dtype)
+
+  def all_dead_selected():
+    pre_NCF = expert_matmul(slots.x_NCD, b_pre_D, w_enc_NFD) if sparse_grad else slots.pre_NCF
+    z_NCF = jax.nn.relu(jnp.where(dead_NF[:, None, :], pre_NCF, 0.0))
+    return error(jnp.einsum("NCF,NFD->NCD", z_NCF, w_dec_NFD).reshape(-1, d_model))
+
+  def top_dead():
+    masked_NCF = jnp.where(dead_NF[:, None, :], slots.pre_NCF, -jnp.inf)
+    values_NCA, local_NCA = _slot_topk(masked_NCF, slots.x_NCD, b_pre_D, w_enc_NFD, aux_k,
+                                       sparse_grad)
+    return error(sparse_decode(values_NCA.reshape(num_experts * cap, -1),
+                               _flat_slots(local_NCA, width),
+                               w_dec_NFD.reshape(num_experts * width, d_model)))
+
+  most_dead = jnp.max(jnp.sum(dead_NF.astype(jnp.int32), axis=-1))
+  branch = jnp.where(most_dead == 0, 0, jnp.where(most_dead <= aux_k, 1, 2))
+  return jax.lax.switch(branch, (none_dead, all_dead_selected, top_dead))
 
 
 def combine(slots: Slots, width: int) -> Encoded:

@@ -111,7 +111,7 @@ def test_gap_fit_finds_the_crossing_measured_or_extrapolated():
 
 
 def test_every_variant_of_the_config_loads():
-  for variant in (None, "smoke", "gpt2"):
+  for variant in (None, "smoke", "gpt2", "all_k"):
     spec = os.path.join(ROOT, "experiments/switch_scale.py") + (f":{variant}" if variant else "")
     cfg = to_dataclass(load_config(spec), sweep_lib.SweepConfig)
     specs = sweep_lib.expand(cfg)
@@ -155,3 +155,51 @@ def test_make_run_prints_mse_at_equal_compute():
   # Both reach 4 s: switch at its end (1.0), topk halfway in log-seconds between 3 and 2.
   assert secs == f"MSE at equal compute (4 s of training): switch 1.0000, topk {math.sqrt(6):.4f}"
   assert flops.startswith("MSE at equal compute (40 training FLOPs): switch 1.0000, topk 2.0000")
+
+
+@pytest.mark.parametrize("kind", ["topk", "switch"])
+@pytest.mark.parametrize("aux_k", [1, 6])
+def test_auxk_branches_match_an_oracle_and_sparse_grads_match_dense(kind, aux_k):
+  """aux_k = 6 >= the dead count: the no-selection branch; aux_k = 1: the top-aux_k branch. The
+  loss equals a NumPy oracle, and the sparse encoder gradient equals autodiff's (dense)."""
+  since = np.zeros(12, np.int32)
+  since[[1, 2, 8]] = 9                       # switch: 2 dead in expert 0, 1 in expert 1
+  aux = {"tokens_since_fired_M": jnp.asarray(since)}
+  x = np.asarray(jax.random.normal(jax.random.PRNGKey(4), (16, 8)), np.float32)
+
+  def build(encoder_grad):
+    if kind == "switch":
+      return _switch(encoder_grad=encoder_grad, expert_aux_k=aux_k)
+    return models.build(ModelConfig(kind="topk", d_model=8, width=12, k=2, aux_k=aux_k,
+                                    dead_tokens=5, aux_coeff=1.0, encoder_grad=encoder_grad))
+
+  model = build("dense")
+  params = model.with_biases(model.init(jax.random.PRNGKey(5)), jnp.full((8,), -0.2))
+  results = {}
+  for grad in ("dense", "sparse"):
+    m = build(grad)
+    (_, (out, _)), grads = jax.value_and_grad(
+        lambda p: m.loss(p, aux, jnp.asarray(x), None), has_aux=True)(params)  # noqa: B023
+    results[grad] = (float(out["auxk_loss"]), grads)
+  for a, b in zip(jax.tree.leaves(results["dense"][1]), jax.tree.leaves(results["sparse"][1])):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-5)
+
+  p = jax.tree.map(np.asarray, params)
+  res = x - np.asarray(model.reconstruct(params, jnp.asarray(x)))
+  if kind == "switch":
+    expert = np.argmax((x - p["b_router_D"]) @ p["w_router_ND"].T, axis=1)
+    w_enc = [p["w_enc_NFD"][e] for e in expert]
+    w_dec = [p["w_dec_NFD"][e] for e in expert]
+    dead = [since[e * 6:(e + 1) * 6] >= 5 for e in expert]
+    b_enc = [np.zeros(6)] * 16
+  else:
+    w_enc, w_dec = [p["w_enc_MD"]] * 16, [p["w_dec_MD"]] * 16
+    dead, b_enc = [since >= 5] * 16, [p["b_enc_M"]] * 16
+  total = 0.0
+  for b in range(16):
+    pre = w_enc[b] @ (x[b] - p["b_pre_D"]) + b_enc[b]
+    cand = sorted(((pre[f], f) for f in np.flatnonzero(dead[b])), reverse=True)[:aux_k]
+    e_hat = sum(max(v, 0.0) * w_dec[b][f] for v, f in cand)
+    total += np.sum((res[b] - e_hat) ** 2)
+  assert results["dense"][0] == pytest.approx(total / 16, rel=1e-4)
+  assert results["sparse"][0] == pytest.approx(total / 16, rel=1e-4)

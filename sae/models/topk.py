@@ -62,12 +62,34 @@ class TopK(SAE):
     return loss, (out, new_aux)
 
   def _auxk_loss(self, params, x_BD, pre_BM, dead_M, residual_BD):
-    """Reconstruct the residual from the top aux_k dead latents, so dead latents get gradient."""
-    masked_BM = jnp.where(dead_M, pre_BM, -jnp.inf)
-    values_BA, indices_BA = self._select(params, x_BD, masked_BM, self.aux_k)
-    e_hat_BD = sparse_decode(values_BA, indices_BA, params["w_dec_MD"])
-    err = jnp.mean(jnp.sum(jnp.square(jax.lax.stop_gradient(residual_BD) - e_hat_BD), axis=-1))
-    return jnp.where(jnp.any(dead_M), err, 0.0)
+    """Reconstruct the residual from the top aux_k dead latents, so dead latents get gradient.
+
+    While no more than aux_k latents are dead, all of them are the top aux_k: their ReLU codes go
+    through one dense product instead of a top-aux_k selection (which costs XLA:CPU several
+    encoder products at aux_k = d/2); with none dead the loss is 0 and nothing is computed.
+    """
+    target_BD = jax.lax.stop_gradient(residual_BD)
+
+    def error(e_hat_BD):
+      return jnp.mean(jnp.sum(jnp.square(target_BD - e_hat_BD), axis=-1))
+
+    def none_dead():
+      return jnp.zeros((), residual_BD.dtype)
+
+    def all_dead_selected():
+      # pre_BM carries no gradient under encoder_grad='sparse'; this product does.
+      live_pre_BM = pre_activations(params, x_BD) if self.cfg.encoder_grad == "sparse" else pre_BM
+      z_BM = jax.nn.relu(jnp.where(dead_M, live_pre_BM, 0.0))
+      return error(z_BM @ params["w_dec_MD"])
+
+    def top_dead():
+      masked_BM = jnp.where(dead_M, pre_BM, -jnp.inf)
+      values_BA, indices_BA = self._select(params, x_BD, masked_BM, self.aux_k)
+      return error(sparse_decode(values_BA, indices_BA, params["w_dec_MD"]))
+
+    num_dead = jnp.sum(dead_M.astype(jnp.int32))
+    branch = jnp.where(num_dead == 0, 0, jnp.where(num_dead <= self.aux_k, 1, 2))
+    return jax.lax.switch(branch, (none_dead, all_dead_selected, top_dead))
 
 
 class BatchTopK(TopK):
