@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from verify import backends, cheat, data, dafny, heuristic, loop
+from verify import backends, cheat, data, dafny, loop
 from stack.errors import UserError
 from test_verify_fixtures import (COUNT, COUNT_BODYLESS, EASY, GROUND_TRUTH, TASK, TERMINATION, TERMINATION_CHEAT,
                                   TERMINATION_HONEST, make_data_dir)
@@ -129,12 +129,3 @@ def test_real_benchmark_copy_is_complete():
   assert len(tasks) == 782 and sum(t.verifies_without_hints for t in tasks) == 208
   outcomes = data.load_published_outcomes(root, "claude-3-opus")
   assert sum(v != "failed" for v in outcomes.values()) == 530
-
-
-def test_heuristic_finds_the_invariants(verifier):
-  task = data.Task("000", "Toy_sum", TASK, GROUND_TRUTH)
-  backend = heuristic.HeuristicBackend()
-  first = backend.propose(task, [])
-  assert "invariant i <= n" in first.program and "invariant s == Sum(i)" in first.program
-  res = verifier.verify(first.program)
-  assert res.verified, res.output

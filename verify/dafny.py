@@ -8,15 +8,18 @@ import concurrent.futures
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import pathlib
 import re
+import resource
 import shutil
 import signal
 import subprocess
 import sys
 import sysconfig
 import tempfile
+import threading
 import time
 from typing import Callable, Sequence
 
@@ -26,8 +29,10 @@ from stack.errors import UserError
 _REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 DEFAULT_CACHE = _REPO_ROOT / ".cache" / "dafny"
 _OUTPUT_KEEP = 4000  # characters of verifier output kept per result (enough for feedback)
-# Bumped whenever _classify changes, so cached verdicts of an older classification are not reused.
-_CLASSIFIER = 2
+# Bumped whenever _classify or the meaning of the time limit changes, so cached verdicts made
+# under other rules are not reused (3: the limit is CPU time, no longer wall-clock time).
+_CLASSIFIER = 3
+_WALL_CAP_FACTOR = 20  # the wall-clock safety cap, in multiples of the CPU limit
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,6 +44,8 @@ class VerifyResult:
   dafny_version: str
   z3_version: str
   cached: bool = False
+  cpu_seconds: float = 0.0   # CPU time of the verifier and its solvers (the time limit counts this)
+  wall_capped: bool = False  # stopped by the wall-clock safety cap (load-dependent: never cached)
 
   @property
   def verified(self) -> bool:
@@ -89,13 +96,15 @@ class Dafny:
                                   r"version (\d+\.\d+\.\d+)")
     if not self.z3:
       self.z3_version = f"{self.z3_version or 'unknown'} (Dafny's default)"
-    self.timeout_s = timeout_s
+    self.timeout_s = timeout_s  # CPU seconds per verifier call
+    self.wall_cap_s = _WALL_CAP_FACTOR * timeout_s
     self.cache_dir = pathlib.Path(cache_dir) if cache_dir else None
     self.tmp_root = tmp_root  # where each call's scratch folder goes (default: the system's)
 
   def describe(self) -> dict:
     return {"dafny": self.exe, "dafny_version": self.version, "z3": self.z3 or "default",
-            "z3_version": self.z3_version, "timeout_s": self.timeout_s, "flags": self._flags()}
+            "z3_version": self.z3_version, "timeout_s": self.timeout_s, "time_limit": "CPU seconds",
+            "wall_cap_s": self.wall_cap_s, "flags": self._flags()}
 
   def _flags(self) -> list[str]:
     if self.major >= 4:
@@ -120,7 +129,7 @@ class Dafny:
       except (ValueError, TypeError):
         pass  # a torn or foreign cache file: verify again and overwrite it
     result = self._run(text)
-    if path:
+    if path and not result.wall_capped:
       fileio.write_json(path, dataclasses.asdict(result), indent=None)
     return result
 
@@ -132,18 +141,15 @@ class Dafny:
       # A new session makes the verifier and its z3 children one process group we can kill.
       proc = subprocess.Popen([self.exe, *self._flags(), str(file)], cwd=tmp, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, start_new_session=True)
-      try:
-        raw, _ = proc.communicate(timeout=self.timeout_s)
-        timed_out = False
-      except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        raw, _ = proc.communicate()
-        timed_out = True
+      returncode, cpu, walled, raw = _wait_limited(proc, self.timeout_s, self.wall_cap_s)
       seconds = time.monotonic() - start
       output = raw.decode("utf-8", "replace").replace(str(file), "program.dfy").replace(tmp + "/", "")
-    status = "timeout" if timed_out else _classify(proc.returncode, output)
+    status = _classify(returncode, output)
+    if walled or (status != "verified" and cpu >= self.timeout_s):
+      status = "timeout"
     return VerifyResult(status=status, seconds=round(seconds, 3), first_error=_first_error(output, status),
-                        output=_shorten(output), dafny_version=self.version, z3_version=self.z3_version)
+                        output=_shorten(output), dafny_version=self.version, z3_version=self.z3_version,
+                        cpu_seconds=round(cpu, 3), wall_capped=walled)
 
   def verify_many(self, texts: Sequence[str], workers: int = 2,
                   progress: Callable[[int, VerifyResult], None] | None = None) -> list[VerifyResult]:
@@ -156,6 +162,44 @@ class Dafny:
         if progress:
           progress(futures[fut], fut.result())
     return results  # type: ignore[return-value]
+
+
+def _wait_limited(proc: subprocess.Popen, cpu_s: float, wall_s: float) -> tuple[int, float, bool, bytes]:
+  """(exit code, CPU seconds of the verifier and the solvers it waited for, wall cap hit, output).
+
+  The limit is CPU time (RLIMIT_CPU on the verifier, inherited by each z3 it starts), so a verdict
+  does not depend on how busy the machine is; the wall-clock cap is only a safety stop.
+  """
+  limit = max(1, math.ceil(cpu_s))
+  try:
+    resource.prlimit(proc.pid, resource.RLIMIT_CPU, (limit, limit + 1))
+  except (ProcessLookupError, PermissionError):
+    pass  # already gone: nothing left to limit
+  chunks: list[bytes] = []
+  reader = threading.Thread(target=lambda: chunks.append(proc.stdout.read()), daemon=True)
+  reader.start()
+  start, walled = time.monotonic(), False
+  while True:
+    pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+    if pid:
+      break
+    if time.monotonic() - start > wall_s:
+      os.killpg(proc.pid, signal.SIGKILL)
+      _, status, usage = os.wait4(proc.pid, 0)
+      walled = True
+      break
+    time.sleep(0.02)
+  proc.returncode = os.waitstatus_to_exitcode(status)
+  # A solver the verifier left behind: kill the group and wait (briefly) until it is gone.
+  for _ in range(100):
+    try:
+      os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+      break
+    time.sleep(0.02)
+  reader.join()
+  proc.stdout.close()
+  return proc.returncode, usage.ru_utime + usage.ru_stime, walled, b"".join(chunks)
 
 
 def _shorten(output: str) -> str:

@@ -30,7 +30,7 @@ class RunConfig:
   attempts: int = _opt(10, "proposals per task after attempt 0")
   workers: int = _opt(2, "tasks verified in parallel")
   cheat_check: str = _opt("strict", "which cheat check decides success: strict | paper")
-  timeout_s: float = _opt(30.0, "verifier time limit per call (seconds)")
+  timeout_s: float = _opt(30.0, "verifier time limit per call, in CPU seconds (a 20x wall-clock cap is a safety stop)")
   dafny: str = _opt("dafny", "Dafny executable")
   z3: str = _opt("auto", "auto (the venv's z3 for Dafny < 4) | system | path of the z3 to use")
   api_url: str | None = _opt(None, "chat endpoint base URL")
