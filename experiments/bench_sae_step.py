@@ -6,8 +6,9 @@
 Every variant is a full stack.step training step (loss, gradients, decoder-gradient hook, clipped
 Adam, decoder renormalisation) on one device. Variants are timed interleaved, round after round,
 and each one's median is compared with dense TopK's median from the same rounds, so load from
-other processes on a shared CPU hits all of them alike. A plain (B, D) x (D, M) matmul is timed in
-the same rounds to put the achieved GFLOP/s in context. By default the script restarts once under
+other processes on a shared CPU hits all of them alike. A plain (B, D) x (D, M) matmul and a
+streaming copy are timed in the same rounds: the GEMM rate and memory bandwidth give each variant
+a roofline floor (experiments/roofline.py) and the fraction of it the step reaches. By default the script restarts once under
 the tuned host allocator the launch mains use (stack/hostenv.py); --malloc=default measures glibc's
 defaults instead, and the JSON records which.
 """
@@ -24,6 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from experiments import roofline
 from sae import dispatch, models
 from sae.config import ModelConfig
 from stack import hostenv, mesh as mesh_lib, optim, sharding, state as state_lib, step as step_lib
@@ -161,7 +163,9 @@ def main():
   jax.block_until_ready(matmul(x_BD, w_DM))
   opt_fn = optimizer_only(runs["topk"]["cfg"])
   jax.block_until_ready(opt_fn())
-  matmul_times, opt_times = [], []
+  stream_fn, stream_bytes = roofline.bandwidth_probe()
+  jax.block_until_ready(stream_fn())
+  matmul_times, opt_times, stream_times = [], [], []
 
   for r in range(args.warmup + args.rounds):
     timed = r >= args.warmup
@@ -173,6 +177,10 @@ def main():
     jax.block_until_ready(opt_fn())
     if timed:
       opt_times.append(time.perf_counter() - t)
+    t = time.perf_counter()
+    jax.block_until_ready(stream_fn())
+    if timed:
+      stream_times.append(time.perf_counter() - t)
     for name, run in runs.items():
       t = time.perf_counter()
       run["state"], metrics = run["step"](run["state"], x_BD, jax.random.PRNGKey(r))
@@ -187,10 +195,13 @@ def main():
   matmul_gflops = 2 * args.batch * args.d * args.width / matmul_s / 1e9
   base_s = float(np.median(runs["topk"]["times"]))
   opt_s = float(np.median(opt_times))
+  bandwidth = stream_bytes / float(np.median(stream_times))
   rows = []
   for name, run in runs.items():
     sec = float(np.median(run["times"]))
     flops = step_flops(run["cfg"], args.batch)
+    nbytes = roofline.step_bytes(run["cfg"], args.batch)
+    floor = roofline.floor_s(flops, sum(nbytes.values()), matmul_gflops * 1e9, bandwidth)
     rows.append({"variant": name, "experts": run["cfg"].num_experts if run["cfg"].kind == "switch" else 0,
                  "dispatch": run["cfg"].dispatch if run["cfg"].kind == "switch" else "-",
                  "decoder": ("expert" if getattr(models.build(run["cfg"]), "expert_decoder", False)
@@ -199,21 +210,27 @@ def main():
                  # Derived: the speedup of everything but the shared optimizer update.
                  "speedup_excl_optimizer": (base_s - opt_s) / max(sec - opt_s, 1e-9),
                  "gflop_per_step": flops / 1e9, "gflop_per_s": flops / sec / 1e9,
+                 "bytes_per_step": nbytes, "floor_s": floor, "fraction_of_floor": floor / sec,
                  "times_s": run["times"]})
   print(f"\nd={args.d} M={args.width} k={args.k} B={args.batch}; plain matmul (B,D)x(D,M): "
         f"{matmul_s:.3f}s = {matmul_gflops:.0f} GFLOP/s; medians of {args.rounds} interleaved rounds")
   print(f"optimizer alone (decoder hook, clip, Adam, renorm; same for every variant): {opt_s:.3f}s, "
         f"so no variant can beat {base_s / opt_s:.1f}x topk")
+  print(f"streaming bandwidth {bandwidth / 1e9:.1f} GB/s; floor = FLOPs at {matmul_gflops:.0f} GFLOP/s "
+        "+ optimizer/gather/dispatch bytes at that bandwidth")
   print(f"{'variant':>22} {'decoder':>7} {'step s':>8} {'tokens/s':>10} {'x topk':>7} {'x excl opt':>10} "
-        f"{'GFLOP':>7} {'GFLOP/s':>8}")
+        f"{'GFLOP':>7} {'GFLOP/s':>8} {'floor s':>8} {'of floor':>8}")
   for row in rows:
     print(f"{row['variant']:>22} {row['decoder']:>7} {row['step_s']:8.3f} {row['tokens_per_s']:10.0f} "
           f"{row['speedup_vs_topk']:7.2f} {row['speedup_excl_optimizer']:10.2f} "
-          f"{row['gflop_per_step']:7.1f} {row['gflop_per_s']:8.1f}")
+          f"{row['gflop_per_step']:7.1f} {row['gflop_per_s']:8.1f} {row['floor_s']:8.3f} "
+          f"{row['fraction_of_floor']:8.0%}")
   result = {"d_model": args.d, "width": args.width, "k": args.k, "batch": args.batch,
             "rounds": args.rounds, "warmup_rounds": args.warmup, "backend": jax.default_backend(), "cpu_count": os.cpu_count(),
             "glibc_tunables": hostenv.describe(),
             "matmul_s": matmul_s, "matmul_gflop_per_s": matmul_gflops, "optimizer_s": opt_s,
+            "stream_bytes": stream_bytes, "stream_times_s": stream_times,
+            "bandwidth_gb_per_s": bandwidth / 1e9,
             "optimizer_times_s": opt_times, "rows": rows}
   os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
   write_json(args.out, result)

@@ -1,0 +1,60 @@
+"""The SAE step's roofline on this machine: GEMM rate and memory bandwidth, measured in one run.
+
+A variant's floor is its matmul FLOPs (bench_sae_step.step_flops) at the plain GEMM rate plus
+its memory-bound bytes at the streaming bandwidth:
+  - the optimizer update: read parameter, gradient and both Adam moments, write parameter and
+    moments (7 float32 per parameter; the fused update of stack/optim.py makes one pass);
+  - the decoder's k-row gathers (forward, and again for the gradient of the values) and its
+    k-row scatter-add for dW (a read and a write), when the decoder works on k rows;
+  - the sparse encoder gradient's k-row scatter-add (read and write);
+  - Switch dispatch and combine: each token's row copied into its slot and back.
+fraction = floor / measured step time: 1.0 would be a step that wastes nothing.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+
+from sae import dispatch, models
+from sae.config import ModelConfig
+
+F32 = 4
+ADAM_PASSES = 7   # reads p, g, m, v; writes p, m, v
+
+
+def bandwidth_probe(nbytes: int = 128 << 20):
+  """(run, bytes moved): a streaming x * a + b over nbytes, reading and writing each byte once."""
+  x = jnp.ones(nbytes // F32, jnp.float32)
+  stream = jax.jit(lambda x: x * 1.0001 + 1.0)
+  return (lambda: stream(x)), 2 * nbytes
+
+
+def num_params(cfg: ModelConfig) -> int:
+  shapes = jax.eval_shape(models.build(cfg).init, jax.random.PRNGKey(0))
+  return sum(math.prod(s.shape) for s in jax.tree.leaves(shapes))
+
+
+def step_bytes(cfg: ModelConfig, batch: int) -> dict[str, float]:
+  """Memory-bound bytes of one training step, by part (see the module docstring)."""
+  d, k = cfg.d_model, cfg.k
+  out = {"optimizer": ADAM_PASSES * F32 * num_params(cfg)}
+  if cfg.kind == "switch" and cfg.dispatch == "capacity":
+    slots = dispatch.capacity(batch, cfg.num_experts, cfg.capacity_factor) * cfg.num_experts
+    out["dispatch"] = 2 * 2 * F32 * slots * d        # copy in and combine back, read + write
+    rows = slots if models.build(cfg).expert_decoder else batch
+  else:
+    rows = batch
+  expert_dec = cfg.kind == "switch" and cfg.dispatch == "capacity" and models.build(cfg).expert_decoder
+  # Two k-row gathers; the sparse decoder adds its dW scatter-add (the expert decoder's dW is a
+  # dense product, counted in FLOPs).
+  out["decoder"] = (2 if expert_dec else 4) * F32 * rows * k * d
+  if cfg.encoder_grad == "sparse" and (cfg.kind == "topk" or cfg.dispatch == "capacity"):
+    out["encoder_grad"] = 2 * F32 * rows * k * d
+  return out
+
+
+def floor_s(flops: float, nbytes: float, gemm_flop_per_s: float, bytes_per_s: float) -> float:
+  return flops / gemm_flop_per_s + nbytes / bytes_per_s
