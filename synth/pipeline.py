@@ -106,7 +106,7 @@ def _synthesise(ex, task: tasks.Task, cfg: PipelineConfig, workdir: str, secs: d
   val = certify.check_lengths(path, task, cfg.val_counts, certify.VALIDATION_SEED,
                               train_hashes=train_hashes, stop_early=True)
   secs["select"] = secs.get("select", 0) + time.time() - t
-  attempt["validation"] = {r.length: r.exact for r in val.lengths}
+  attempt["validation"] = {str(r.length): r.exact for r in val.lengths}  # JSON keys
   if val.exact:
     attempt.pop("failed", None)
     return program, path
