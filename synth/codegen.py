@@ -140,3 +140,12 @@ def write_program(program: Program, path: str) -> str:
     f.write(source)
   os.replace(tmp, path)
   return path
+
+
+def program_lines(path: str) -> int:
+  """Lines of a generated file that are code (not blank, not docstring or comment)."""
+  with open(path) as f:
+    text = f.read()
+  body = text.split('"""', 2)[2] if text.startswith('"""') else text
+  return sum(1 for line in body.splitlines()
+             if line.strip() and not line.strip().startswith(("#", '"""')))

@@ -76,15 +76,6 @@ def _extractions(cand: search.Candidate, task: tasks.Task, x, y, cfg: PipelineCo
                                           sr_budget_s=cfg.sr_budget_s)
 
 
-def _program_lines(path: str) -> int:
-  """Lines of the generated file that are code (not blank, not docstring or comment)."""
-  with open(path) as f:
-    text = f.read()
-  body = text.split('"""', 2)[2] if text.startswith('"""') else text
-  return sum(1 for line in body.splitlines()
-             if line.strip() and not line.strip().startswith(("#", '"""')))
-
-
 def _synthesise(ex, task: tasks.Task, cfg: PipelineConfig, workdir: str, secs: dict,
                 attempt: dict, log, train_hashes):
   """Regression, code generation and selection (the validation split at every length) of one
@@ -156,7 +147,7 @@ def run_task(task: tasks.Task, cfg: PipelineConfig, workdir: str,
       if program is not None:
         row.update(selected=True, method=f"{ex.kind}+{'/'.join(program.methods)}",
                    hidden=cand.hidden, states=ex.n_states, machine=ex.kind,
-                   program=os.path.relpath(path, workdir), lines=_program_lines(path),
+                   program=os.path.relpath(path, workdir), lines=codegen.program_lines(path),
                    formulas={"next": [f.template or f.expr or f"table[{len(f.table)}]"
                                       for f in program.next_state],
                              "out": [f.expr or f"table[{len(f.table)}]" for f in program.outputs]})
