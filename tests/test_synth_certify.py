@@ -101,3 +101,19 @@ def test_counts_must_match_the_length_factors(tmp_path):
   with pytest.raises(ValueError, match="one number per length factor"):
     certify.check_lengths(_write(tmp_path, "d", DOUBLE_SUM), tasks.get_task("Newton_Freebody"),
                           (10, 10), certify.TEST_SEED)
+
+
+def test_rejudge_a_folder_of_programs(tmp_path):
+  from experiments import mips_rejudge  # pylint: disable=import-outside-toplevel
+  _write(tmp_path, "Newton_Freebody", TEN_TAP)
+  _write(tmp_path, "Parity_All", "def run(xs):\n    s, ys = 0, []\n    for x in xs:\n"
+                                 "        s = s ^ x\n        ys.append(s)\n    return ys\n")
+  rows = mips_rejudge.rejudge(str(tmp_path))
+  assert set(rows) == {"Newton_Freebody", "Parity_All"}
+  assert rows["Parity_All"]["certificate"]["exact"]
+  assert not rows["Parity_All"]["certificate"]["disjoint_at_L"]   # 1,024 sequences
+  newton = rows["Newton_Freebody"]["certificate"]
+  assert newton["disjoint_at_L"] and newton["lengths"]["1L"]["exact"]
+  assert not newton["exact"] and not newton["lengths"]["2L"]["exact"]
+  assert "1 of 2 programs exact at every length" in mips_rejudge.table(rows)
+  assert mips_rejudge.main(["--programs", str(tmp_path / "nope"), "--out", "x"]) == 2
