@@ -62,25 +62,14 @@ _PEER_LOSS = ("gloo", "connection reset", "connection closed", "heartbeat", "una
               "deadline exceeded", "socket closed")
 
 
-def _exit_if_peer_lost(e: Exception) -> None:
-  """A dead peer: one line, then leave at once.
-
-  os._exit, not sys.exit: JAX's exit hook waits on a shutdown barrier the dead peer never
-  reaches and then aborts with a C++ stack, which would bury the line.
-  """
+def _is_peer_loss(e: Exception) -> bool:
   import jax  # pylint: disable=import-outside-toplevel
-  text = str(e)
-  if not isinstance(e, jax.errors.JaxRuntimeError) or not any(w in text.lower() for w in _PEER_LOSS):
-    return
-  first = text.strip().splitlines()[0][:200] if text.strip() else type(e).__name__
-  print(f"error: process {jax.process_index()} of {jax.process_count()} stops: another process of "
-        f"this run died or stopped answering ({first}); rerun the same command on every host "
-        "to resume from the last checkpoint", file=sys.stderr, flush=True)
-  os._exit(4)  # pylint: disable=protected-access
+  return isinstance(e, jax.errors.JaxRuntimeError) and any(w in str(e).lower() for w in _PEER_LOSS)
 
 
-def maybe_initialize_distributed() -> None:
-  """One process per host; the mesh then spans every device of every host."""
+def maybe_initialize_distributed():
+  """One process per host; the mesh then spans every device of every host. Returns the
+  started launch.peers.Watchdog (None on one host)."""
   if FLAGS.multihost:
     import jax  # pylint: disable=import-outside-toplevel
     # CPU processes (launch/local_cluster.sh) exchange collectives through gloo; TPU and GPU
@@ -91,6 +80,9 @@ def maybe_initialize_distributed() -> None:
                                heartbeat_timeout_seconds=FLAGS.heartbeat_timeout)
     print(f"process {jax.process_index()}/{jax.process_count()}: "
           f"{jax.local_device_count()} local of {jax.device_count()} devices", flush=True)
+    from launch import peers  # pylint: disable=import-outside-toplevel
+    return peers.Watchdog(FLAGS.heartbeat_timeout / 2).start()
+  return None
 
 
 def run(main: Callable[[list[str]], None]) -> None:
@@ -100,8 +92,9 @@ def run(main: Callable[[list[str]], None]) -> None:
   hostenv.reexec_with_tuned_malloc()
 
   def wrapped(argv):
+    watchdog = None
     try:
-      maybe_initialize_distributed()
+      watchdog = maybe_initialize_distributed()
       main(argv)
     except UserError as e:
       print(f"error: {e}", file=sys.stderr, flush=True)
@@ -110,8 +103,12 @@ def run(main: Callable[[list[str]], None]) -> None:
       print(f"error: {e}", file=sys.stderr, flush=True)
       sys.exit(3)
     except Exception as e:  # pylint: disable=broad-except
-      if FLAGS.multihost:
-        _exit_if_peer_lost(e)
+      if FLAGS.multihost and _is_peer_loss(e):
+        from launch import peers  # pylint: disable=import-outside-toplevel
+        peers.stop(str(e).strip().splitlines()[0][:200])
       raise
+    finally:
+      if watchdog is not None:
+        watchdog.finish()
 
   app.run(wrapped)
