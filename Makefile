@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 WORKDIR ?= runs/main
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup dafny run test test-slow bench mips dafny-repro clean
+.PHONY: setup dafny run test test-slow test-multihost bench mips dafny-repro clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,11 @@ test-slow: setup
 	$(PIP) install -q -e '.[reference]'
 	$(PY) -c "import llama_cpp" 2>/dev/null || CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install -q llama-cpp-python==0.3.36
 	$(PY) -m pytest -m slow
+
+# Multi-host for real on one machine: launch/local_cluster.sh runs the trainer as 2 processes x 4
+# CPU devices (gloo collectives); equality with one process, kill -9 and resume, a dead peer.
+test-multihost: setup
+	$(PY) -m pytest -m "slow or not slow" tests/test_multihost.py
 
 # The none/oracle baselines, the heuristic and replays of all five published models with the
 # installed Dafny, then every table from the results files (verify.compare). DAFNY_SAMPLE=N: a fixed
