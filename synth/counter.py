@@ -148,7 +148,7 @@ def find_counter(next_KA: np.ndarray, out_KO: np.ndarray, length: int,
 
 def counter_program(counter: Counter, next_KA: np.ndarray, out_KO: np.ndarray,
                     symbols_AI: np.ndarray, s0: int, length: int, name: str, *,
-                    sr_budget_s: float = 2.0) -> Program | None:
+                    sr_candidates: int = 75_000) -> Program | None:
   """The program c += D[x] (guarded), y = g(c) (g fitted on the states of the first half, as
   find_counter read them); None if g is not a function of c."""
   depth, _ = bfs_paths(next_KA, s0)
@@ -162,12 +162,12 @@ def counter_program(counter: Counter, next_KA: np.ndarray, out_KO: np.ndarray,
   for o in range(out_KO.shape[1]):
     try:
       outputs.append(fit_rule(counter.c_KP[reached], out_KO[reached, o], s_names,
-                              sr_budget_s=sr_budget_s))
+                              sr_candidates=sr_candidates))
     except UserError:  # two states with one count but different outputs: not this counter
       return None
   next_state = []
   for j in range(p):
-    step = fit_rule(symbols_AI, counter.D_AP[:, j], x_names, sr_budget_s=sr_budget_s)
+    step = fit_rule(symbols_AI, counter.D_AP[:, j], x_names, sr_candidates=sr_candidates)
     lookup = step.render(f"STEP_S{j + 1}")
     gate = "" if counter.guard is None else f" * ((s{j + 1} {counter.guard[0]} {counter.guard[1]}) * 1)"
     expr = f"s{j + 1} + ({lookup}){gate}" if step.expr != "0" else f"s{j + 1}"
@@ -178,7 +178,7 @@ def counter_program(counter: Counter, next_KA: np.ndarray, out_KO: np.ndarray,
 
 def extract_counter(net, low: int, high: int, n_in: int, length: int, *,
                     radii=(0.15, 0.08, 0.04, 0.02), max_states: int = 3000, name: str = "",
-                    sr_budget_s: float = 2.0):
+                    sr_candidates: int = 75_000):
   """An Extraction (kind 'counter') carrying its program, from the first merge radius whose
   explored state graph is a counter with a regressable output; None otherwise."""
   symbols = autoencoder.alphabet(low, high, n_in)
@@ -192,7 +192,7 @@ def extract_counter(net, low: int, high: int, n_in: int, length: int, *,
     if counter is None:
       continue
     program = counter_program(counter, next_KA, out_KO, symbols, s0, length, name,
-                              sr_budget_s=sr_budget_s)
+                              sr_candidates=sr_candidates)
     if program is not None:
       return autoencoder.Extraction(
           "counter", None, counter.D_AP.shape[1],

@@ -127,7 +127,7 @@ def oracle_machine(task: Task | str, n: int = 2000, seed: int = 0) -> DiscreteMa
 
 
 def run_oracle_suite(out_dir: str, names: tuple[str, ...] = ORACLE_TASKS, *, n: int = 2000,
-                     seed: int = 0, sr_budget_s: float = 3.0) -> list[dict]:
+                     seed: int = 0, sr_candidates: int = 110_000) -> list[dict]:
   """Oracle machine -> regression -> code -> check for each task; writes out_dir/programs/
   <task>.py and out_dir/oracle_results.json, prints one line per task."""
   # Imported here: regression and checking sit above this module (they import machine.py).
@@ -139,7 +139,7 @@ def run_oracle_suite(out_dir: str, names: tuple[str, ...] = ORACLE_TASKS, *, n: 
   t_start = time.perf_counter()
   for i, name in enumerate(names):
     t0 = time.perf_counter()
-    program = regress_machine(oracle_machine(name, n=n, seed=seed), sr_budget_s=sr_budget_s)
+    program = regress_machine(oracle_machine(name, n=n, seed=seed), sr_candidates=sr_candidates)
     regress_s = time.perf_counter() - t0
     path = write_program(program, os.path.join(out_dir, "programs", f"{name}.py"))
     check = check_program(path, get_task(name))

@@ -42,7 +42,7 @@ class PipelineConfig:
   fsm_check_sequences: int = 20_000 # sequences the FSM must reproduce before regression
   fsm_max_states: int = 3_000    # give up on a grid whose exploration finds more states
   fsm_max_symbols: int = 64      # lattice networks fall back to an FSM only below this
-  sr_budget_s: float = 2.0       # symbolic-regression time per formula
+  sr_candidates: int = 75_000  # symbolic-regression candidate expressions per formula
   simplify_l1: float = 0.0       # > 0: sparsity-inducing retraining before extraction
   retries: bool = True           # one more pass over unsolved tasks: fresh seeds, more steps
   retry_steps_factor: int = 2    # a retry's step cap grows by this factor
@@ -73,7 +73,7 @@ def _extractions(cand: search.Candidate, task: tasks.Task, x, y, cfg: PipelineCo
   if cand.spec.act != "identity" and n_symbols <= cfg.fsm_max_symbols:
     yield lambda: counter.extract_counter(net, lo, hi, task.n_in, task.length,
                                           max_states=cfg.fsm_max_states, name=task.name,
-                                          sr_budget_s=cfg.sr_budget_s)
+                                          sr_candidates=cfg.sr_candidates)
 
 
 def _synthesise(ex, task: tasks.Task, cfg: PipelineConfig, workdir: str, secs: dict,
@@ -84,7 +84,7 @@ def _synthesise(ex, task: tasks.Task, cfg: PipelineConfig, workdir: str, secs: d
   log(f" autoencoder: {ex.kind} with {ex.n_states} {'states' if ex.kind == 'fsm' else 'dims'}")
   t = time.time()
   try:
-    program = ex.program or regress_machine(ex.machine, sr_budget_s=cfg.sr_budget_s)
+    program = ex.program or regress_machine(ex.machine, sr_candidates=cfg.sr_candidates)
   except UserError as e:
     attempt["failed"] = f"regression: {e}"
     return None, None

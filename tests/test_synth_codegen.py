@@ -15,7 +15,7 @@ from synth.tasks import get_task
 
 
 def synthesise(name, tmp_path, n=500):
-  prog = regress_machine(oracle_machine(name, n=n), sr_budget_s=1.0)
+  prog = regress_machine(oracle_machine(name, n=n), sr_candidates=35_000)
   return write_program(prog, str(tmp_path / f"{name}.py"))
 
 

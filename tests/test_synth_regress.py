@@ -139,7 +139,7 @@ def test_fit_rule_falls_back_to_a_table_on_the_determining_variables():
   X = np.stack([RNG.integers(0, 6, 400), RNG.integers(0, 9, 400), RNG.integers(0, 4, 400)], 1)
   lookup = np.random.default_rng(1).integers(0, 50, (6, 4))  # no formula, depends on s1, x1
   y = lookup[X[:, 0], X[:, 2]]
-  f = fit_rule(X, y, NAMES, sr_max_size=4, sr_budget_s=1.0)
+  f = fit_rule(X, y, NAMES, sr_max_size=4, sr_candidates=35_000)
   assert f.method == "table" and f.table_vars == ("s1", "x1") and len(f.table) == 24
   assert_fits(f, X, y)
   with pytest.raises(UserError, match="conflict"):
@@ -174,12 +174,12 @@ def relabel(machine, ids):
 def test_regression_on_relabelled_and_one_hot_states():
   base = oracle_machine("Add_Mod_3", n=300)
   m = relabel(base, [2, 0, 1])  # 0->2, 1->0, 2->1: (s + x) % 3 is no longer the rule
-  prog = regress_machine(m, relabel=False, sr_budget_s=1.0)
+  prog = regress_machine(m, relabel=False, sr_candidates=35_000)
   X = m.state_features()
   assert_fits(prog.next_state[0], X, m.next_state_TP[:, 0], ["s1", "x1"])
   assert_fits(prog.outputs[0], m.next_state_TP, m.output_TO[:, 0], ["s1"])
   # Renumbering the states by their outputs recovers the natural rule.
-  prog = regress_machine(m, sr_budget_s=1.0)
+  prog = regress_machine(m, sr_candidates=35_000)
   assert [f.expr for f in prog.next_state + prog.outputs] == ["(s1 + x1) % 3", "s1"]
   assert prog.s0 == (0,)
   # one-hot parity states: two binary state variables, Boolean regression.
@@ -187,7 +187,7 @@ def test_regression_on_relabelled_and_one_hot_states():
   eye = np.eye(2, dtype=np.int64)
   oh = DiscreteMachine(eye[par.s0_P[0]], eye[par.prev_state_TP[:, 0]], par.input_TI,
                        eye[par.next_state_TP[:, 0]], par.output_TO)
-  prog = regress_machine(oh, relabel=False, sr_budget_s=1.0)
+  prog = regress_machine(oh, relabel=False, sr_candidates=35_000)
   assert [f.method for f in prog.next_state] == ["BR", "BR"]
   assert prog.outputs[0].expr == "s2"
   assert [f.expr for f in regress_machine(oh).next_state] == ["s1 ^ x1"]

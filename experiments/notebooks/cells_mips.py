@@ -117,7 +117,7 @@ Boolean, linear and small symbolic regressions look for the shortest formula of 
 variable and output; code generation turns them into a Python function `run(xs)`.
 """),
     ("code", '''
-program = regress_machine(extraction.machine, sr_budget_s=2.0)
+program = regress_machine(extraction.machine, sr_candidates=75_000)
 names = ([f"s{i + 1}" for i in range(len(program.next_state))]
          + [f"y{i + 1}" for i in range(len(program.outputs))])
 show_table([{"variable": n, "method": f.method,

@@ -18,11 +18,11 @@ from synth.regress.relabel import relabel_by_output
 from synth.regress.symbolic import fit_symbolic
 from synth.regress.tables import fit_comparison_table, fit_table
 
-SR_SHORTER_BUDGET_S = 0.5
+SR_SHORTER_CANDIDATES = 20_000
 
 
 def fit_rule(X_TV: np.ndarray, y_T: np.ndarray, names: list[str], *, sr_max_size: int = 7,
-             sr_budget_s: float = 3.0) -> Formula:
+             sr_candidates: int = 110_000) -> Formula:
   """The shortest formula over `names` (the columns of X) equal to y on every row."""
   X_TV = np.asarray(X_TV, np.int64).reshape(len(y_T), len(names))
   y_T = np.asarray(y_T, np.int64)
@@ -39,11 +39,11 @@ def fit_rule(X_TV: np.ndarray, y_T: np.ndarray, names: list[str], *, sr_max_size
   best = min(found, key=lambda f: f.size, default=None)
   limit = sr_max_size if best is None else min(sr_max_size, best.size - 1)
   # With a formula in hand, only a short look for a smaller one is worth its time.
-  budget = sr_budget_s if best is None else min(sr_budget_s, SR_SHORTER_BUDGET_S)
+  budget = sr_candidates if best is None else min(sr_candidates, SR_SHORTER_CANDIDATES)
   cols = determining_columns(X_TV, y_T)
   if limit >= 1:
     sr = fit_symbolic(X_TV[:, cols], y_T, [names[c] for c in cols], max_size=limit,
-                      budget_s=budget)
+                      max_candidates=budget)
     if sr is not None:
       best = sr
   if best is not None:
@@ -56,7 +56,7 @@ def _total_size(program: Program) -> int:
 
 
 def regress_machine(machine: DiscreteMachine, *, sr_max_size: int = 7,
-                    sr_budget_s: float = 3.0, relabel: bool = True,
+                    sr_candidates: int = 110_000, relabel: bool = True,
                     verbose: bool = False) -> Program:
   """Formulas for every state and output component of a consistent machine.
 
@@ -64,7 +64,7 @@ def regress_machine(machine: DiscreteMachine, *, sr_max_size: int = 7,
   states renumbered by their outputs (synth/regress/relabel.py) is regressed first; it is
   kept if it needs no lookup table, else the smaller of the two programs is returned.
   """
-  kw = dict(sr_max_size=sr_max_size, sr_budget_s=sr_budget_s, verbose=verbose)
+  kw = dict(sr_max_size=sr_max_size, sr_candidates=sr_candidates, verbose=verbose)
   renamed = relabel_by_output(machine) if relabel else None
   candidates = []
   if renamed is not None:
@@ -76,7 +76,7 @@ def regress_machine(machine: DiscreteMachine, *, sr_max_size: int = 7,
   return min(candidates, key=_total_size)
 
 
-def _regress(machine: DiscreteMachine, *, sr_max_size: int, sr_budget_s: float,
+def _regress(machine: DiscreteMachine, *, sr_max_size: int, sr_candidates: int,
              verbose: bool) -> Program:
   conflicts = consistency(machine)
   if conflicts:
@@ -86,7 +86,7 @@ def _regress(machine: DiscreteMachine, *, sr_max_size: int, sr_budget_s: float,
                     "deterministic")
   s_names, x_names = state_names(machine.p), input_names(machine.n_in)
   out_names = s_names if machine.output_from == "state" else s_names + x_names
-  kw = dict(sr_max_size=sr_max_size, sr_budget_s=sr_budget_s)
+  kw = dict(sr_max_size=sr_max_size, sr_candidates=sr_candidates)
 
   def fit(X, y, names, label):
     t0 = time.perf_counter()
