@@ -52,9 +52,12 @@ def test_parts_select_groups():
 
 def test_flops_per_token_analytic():
   d = 576
-  topk = ModelConfig(kind="topk", d_model=d, width=1024, k=32)
+  topk = ModelConfig(kind="topk", d_model=d, width=1024, k=32, aux_k=0)
   switch = ModelConfig(kind="switch", d_model=d, width=8192, num_experts=8, k=32)
   assert sweep_lib.flops_per_token(topk, d) == 6 * (d * 1024 + 32 * d)
+  # AuxK (aux_k=-1: d/2 dead latents) decodes d/2 more rows per token.
+  with_auxk = ModelConfig(kind="topk", d_model=d, width=1024, k=32, aux_k=-1)
+  assert sweep_lib.flops_per_token(with_auxk, d) == 6 * (d * 1024 + 32 * d + d // 2 * d)
   assert sweep_lib.flops_per_token(switch, d) == 6 * (8 * d + d * 1024 + 32 * d)
   # FLOP-matched: N times the parameters for only the router's extra cost.
   assert sweep_lib.flops_per_token(switch, d) / sweep_lib.flops_per_token(topk, d) == pytest.approx(1.0068, abs=1e-3)
