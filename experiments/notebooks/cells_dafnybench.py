@@ -151,7 +151,7 @@ for (name, text), v in zip(answers.items(), verdicts):
     rows.append({"answer": name, "Dafny": v.status, "paper check": paper.reason or "ok",
                  "strict check": strict.reason or "ok"})
 show_table(rows, title="Who catches what")
-assert all(v.verified for v in verdicts)
+assert all(v.verified or v.status == "vacuous" for v in verdicts)  # vacuous: "0 verified, 0 errors"
 assert [r["strict check"] == "ok" for r in rows] == [True] + [False] * (len(rows) - 1)
 '''),
 ]
