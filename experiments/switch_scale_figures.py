@@ -124,12 +124,23 @@ def build(workdir: str, out: str) -> dict:
     plots.compute_plot(points(k32 + sorted(width, key=lambda r: r["num_experts"])),
                        os.path.join(out, "curves_width_matched.png"), xs=("tokens", "flops", "seconds"),
                        title="held-out MSE, TopK vs width-matched Switch (same total M), k = 32")
+  # Runs the sweep did not finish keep the curve points they reached (reported as partial).
+  finished = {r["name"] for r in runs}
+  partial = []
+  for name in sorted(os.listdir(os.path.join(workdir, "runs"))):
+    reached = curve.read_curve(os.path.join(workdir, "runs", name), 1, 0.0)
+    if name not in finished and reached:
+      batch = sweep["config"]["train"]["data"]["batch_size"]
+      partial.append({"name": name, "curve": [dict(p, tokens=p["step"] * batch) for p in reached]})
+  aux_partial = [dict(p, label=f"{r['name']} (partial)") for r in partial if "auxk" in r["name"]
+                 for p in r["curve"]]
   aux_pairs = []
   for r in auxk:
     plain = [f for f in flop if f["num_experts"] == r["num_experts"] and f["k"] == r["k"]]
     aux_pairs += plain + [r]
-  if aux_pairs:
-    plots.compute_plot(points(k32 + aux_pairs), os.path.join(out, "auxk.png"),
+  if aux_pairs or aux_partial:
+    aux_pairs += [r for r in flop if r["num_experts"] == 8 and r["k"] == 32 and not aux_pairs]
+    plots.compute_plot(points(k32 + aux_pairs) + aux_partial, os.path.join(out, "auxk.png"),
                        xs=("tokens",), y="dead_fraction", title="dead latents: Switch with / without AuxK per expert")
   final = [dict(r, label=r["label"].rsplit(" ", 1)[0]) for r in runs]
   plots.pareto_plot(final, os.path.join(out, "pareto_final.png"),
@@ -179,7 +190,12 @@ def build(workdir: str, out: str) -> dict:
       cells = [_fmt(row["mse"]) for row in rows if row["label"] == name]
       lines.append(f"| {name} | " + " | ".join(cells) + " |")
   write_text(os.path.join(out, "table.md"), "\n".join(lines) + "\n")
-  summary = {"gaps": gaps, "equal_budgets": equal, "budgets": budgets,
+  if partial:
+    lines += ["", "## Runs stopped before their end (curve points reached)", "",
+              "| run | tokens | MSE | dead | train s |", "|---|---|---|---|---|"]
+    lines += [f"| {r['name']} | {p['tokens']:,} | {p['mse']:.4f} | {p['dead_fraction']:.3f} | "
+              f"{p['seconds']:.0f} |" for r in partial for p in r["curve"]]
+  summary = {"gaps": gaps, "equal_budgets": equal, "budgets": budgets, "partial_runs": partial,
              "num_runs": len(runs), "num_planned": sweep.get("num_planned")}
   write_json(os.path.join(out, "summary.json"), summary)
   print("\n".join(lines), flush=True)
