@@ -68,12 +68,12 @@ def _trained(name: str):
   x, y = task.sample(4_000, seed=0)
   xv, yv = task.sample(1_000, seed=1)
   cands, _ = search.search(x, y, xv, yv, search.SearchConfig(hidden=(8,), relu=(True,),
-                                                              rounds=1),
+                                                              rounds=1, seeds=3),
                            train.TrainConfig(steps=1_500, eval_every=250, seconds=600),
                            seconds=600, log=lambda s: None)
-  assert cands and cands[0].exact == 1.0, f"{name}: no exact network to read"
-  c = cands[0]
-  return task, autoencoder.NetFns(c.spec, c.params, c.arch)
+  exact = [c for c in cands if c.exact == 1.0]
+  assert exact, f"{name}: no exact network to read"
+  return task, [autoencoder.NetFns(c.spec, c.params, c.arch) for c in exact]
 
 
 @pytest.mark.parametrize("name,expected", [
@@ -81,8 +81,12 @@ def _trained(name: str):
     ("Balanced_Parenthesis", (">=", 0)),
 ])
 def test_counter_from_a_trained_network_is_exact_at_10L(name, expected, tmp_path):
-  task, net = _trained(name)
-  ex = counter.extract_counter(net, task.low, task.high, task.n_in, task.length, name=name)
+  # Like the pipeline, read the exact networks in turn: not every exact network's states are
+  # a clean counter (with the stack trainer, seed 0's Balanced_Parenthesis network is not).
+  task, nets = _trained(name)
+  found = (counter.extract_counter(net, task.low, task.high, task.n_in, task.length, name=name)
+           for net in nets)
+  ex = next((e for e in found if e is not None), None)
   assert ex is not None and ex.kind == "counter"
   assert ex.n_states == 1 and ex.info["guard"] == expected
   path = codegen.write_program(ex.program, str(tmp_path / f"{name}.py"))
