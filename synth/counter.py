@@ -33,8 +33,9 @@ import sympy
 
 from stack.errors import UserError
 from synth import autoencoder, merge
+from synth.regress.argmax import fit_argmax
 from synth.regress.choose import fit_rule
-from synth.regress.formula import Formula, Program, input_names, state_names
+from synth.regress.formula import Formula, Program, expr_size, input_names, state_names
 
 MAX_DIMS = 3
 
@@ -146,6 +147,24 @@ def find_counter(next_KA: np.ndarray, out_KO: np.ndarray, length: int,
   return Counter(D, c, sink, guard)
 
 
+def _indicator_step(symbols_AI: np.ndarray, d_A: np.ndarray, names: list[str]
+                    ) -> Formula | None:
+  """The step as a sum over the few symbols that move the counter, '(x1 == 0) * 1 -
+  (x1 == 1) * 1': a modular formula that happens to fit three symbols hides which ones
+  count; None for two-input symbols or more than three nonzero steps."""
+  nonzero = np.flatnonzero(d_A)
+  if symbols_AI.shape[1] != 1 or not 1 <= len(nonzero) <= 3:
+    return None
+  terms = []
+  for a in nonzero.tolist():
+    coef = int(d_A[a])
+    term = f"({names[0]} == {int(symbols_AI[a, 0])}) * {abs(coef)}"
+    terms.append(("- " if coef < 0 else "+ ") + term)
+  expr = " ".join(terms)
+  expr = expr[2:] if expr.startswith("+ ") else "-" + expr[2:]
+  return Formula("LR", expr, expr_size(expr))
+
+
 def counter_program(counter: Counter, next_KA: np.ndarray, out_KO: np.ndarray,
                     symbols_AI: np.ndarray, s0: int, length: int, name: str, *,
                     sr_candidates: int = 75_000) -> Program | None:
@@ -161,13 +180,18 @@ def counter_program(counter: Counter, next_KA: np.ndarray, out_KO: np.ndarray,
   outputs = []
   for o in range(out_KO.shape[1]):
     try:
-      outputs.append(fit_rule(counter.c_KP[reached], out_KO[reached, o], s_names,
-                              sr_candidates=sr_candidates))
+      rule = fit_rule(counter.c_KP[reached], out_KO[reached, o], s_names,
+                      sr_candidates=sr_candidates)
     except UserError:  # two states with one count but different outputs: not this counter
       return None
+    if rule.method == "table":  # a table over counts stops at the counts it has seen
+      rule = fit_argmax(counter.c_KP[reached], out_KO[reached, o], s_names) or rule
+    outputs.append(rule)
   next_state = []
   for j in range(p):
     step = fit_rule(symbols_AI, counter.D_AP[:, j], x_names, sr_candidates=sr_candidates)
+    if step.method != "LR":
+      step = _indicator_step(symbols_AI, counter.D_AP[:, j], x_names) or step
     lookup = step.render(f"STEP_S{j + 1}")
     gate = "" if counter.guard is None else f" * ((s{j + 1} {counter.guard[0]} {counter.guard[1]}) * 1)"
     expr = f"s{j + 1} + ({lookup}){gate}" if step.expr != "0" else f"s{j + 1}"

@@ -24,7 +24,8 @@ import numpy as np
 
 from stack import fileio
 from stack.errors import UserError
-from synth import autoencoder, certify, codegen, counter, search, simplify, tasks, train
+from synth import (autoencoder, certify, codegen, counter, realise, search, simplify, tasks,
+                   train)
 from synth.regress.choose import regress_machine
 
 
@@ -56,6 +57,10 @@ def _extractions(cand: search.Candidate, task: tasks.Task, x, y, cfg: PipelineCo
   the machines before it did not survive regression and selection."""
   net = autoencoder.NetFns(cand.spec, cand.params, cand.arch)
   n_symbols = (hi - lo + 1) ** task.n_in
+  if realise.is_linear(cand.spec, cand.arch):
+    # The smallest recurrence that gives the network's responses at the trained lags.
+    yield lambda: realise.realise(cand.spec, cand.params, cand.arch, task.length,
+                                  name=task.name)
   if cand.spec.act == "identity":
     yield lambda: autoencoder.extract_probes(net, lo, hi, x[:cfg.extract_sequences],
                                              name=task.name,

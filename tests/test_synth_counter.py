@@ -2,10 +2,14 @@
 state graphs, then Majority_0_1 and Balanced_Parenthesis from trained RNNs' own states, whose
 programs are the few-line recurrences and exact at 10x the trained length."""
 
+import itertools
+
 import numpy as np
 import pytest
 
 from synth import autoencoder, certify, codegen, counter, search, tasks, train
+from synth.regress.argmax import fit_argmax
+from synth.regress.formula import evaluate
 
 
 def _explored_counter(length: int, step: dict, sink_below: int | None = None):
@@ -94,3 +98,59 @@ def test_counter_from_a_trained_network_is_exact_at_10L(name, expected, tmp_path
   assert cert.exact, cert.as_dict()
   code = [l for l in open(path).read().split('"""', 2)[2].splitlines() if l.strip()]
   assert len(code) <= 8  # run, the docstring, init, ys, loop, update, append, return
+
+
+def _explored_counters(length: int, step: dict):
+  """Like _explored_counter for several counters: step maps a symbol to a vector."""
+  zero = (0,) * len(next(iter(step.values())))
+  values, index, nxt = [zero], {zero: 0}, {}
+  frontier = [zero]
+  for _ in range(length):
+    new = []
+    for c in frontier:
+      for x, d in step.items():
+        c2 = tuple(a + b for a, b in zip(c, d))
+        if c2 not in index:
+          index[c2] = len(values)
+          values.append(c2)
+          new.append(c2)
+        nxt[(index[c], x)] = index[c2]
+    frontier = new
+  next_KA = np.array([[nxt.get((s, x), s) for x in sorted(step)] for s in range(len(values))])
+  return next_KA, np.array(values)
+
+
+def test_argmax_rule_over_count_differences():
+  # y = the most frequent of 0..3 (ties to the smaller), read from s_a = n_0 - n_a.
+  rng = np.random.default_rng(0)
+  x = rng.integers(0, 4, (2_000, 10))
+  n = np.stack([(x == a).cumsum(1) for a in range(4)], -1).reshape(-1, 4)
+  s = n[:, :1] - n[:, 1:]
+  f = fit_argmax(s, np.argmax(n, axis=1), ["s1", "s2", "s3"])
+  assert f is not None and f.method == "SR"
+  # Every count vector up to 30 steps, including ties and counts never seen above.
+  grid = np.array([c for c in itertools.product(range(31), repeat=4) if sum(c) <= 30])
+  got = evaluate(f, grid[:, :1] - grid[:, 1:], ["s1", "s2", "s3"])
+  np.testing.assert_array_equal(got, np.argmax(grid, axis=1))
+  # Ties to the larger value are found too; outputs that no argmax gives are refused.
+  f_hi = fit_argmax(s, 3 - np.argmax(n[:, ::-1], axis=1), ["s1", "s2", "s3"])
+  np.testing.assert_array_equal(evaluate(f_hi, grid[:, :1] - grid[:, 1:], ["s1", "s2", "s3"]),
+                                3 - np.argmax(grid[:, ::-1], axis=1))
+  assert fit_argmax(s, (s.sum(1) % 2), ["s1", "s2", "s3"]) is None
+
+
+def test_two_counters_with_an_argmax_output_on_majority_0_2(tmp_path):
+  # The graph a network keeping (n_1 - n_0, n_2 - n_0) gives; output = majority, ties low.
+  next_KA, value = _explored_counters(10, {0: (-1, -1), 1: (1, 0), 2: (0, 1)})
+  scores = np.concatenate([np.zeros((len(value), 1), np.int64), value], axis=1)
+  out = np.argmax(scores, axis=1)[:, None]
+  found = counter.find_counter(next_KA, out, 10)
+  assert found is not None and found.D_AP.shape == (3, 2) and found.guard is None
+  task = tasks.get_task("Majority_0_2")
+  symbols = autoencoder.alphabet(task.low, task.high, 1)
+  program = counter.counter_program(found, next_KA, out, symbols, 0, 10, task.name)
+  assert program is not None and "table" not in program.methods
+  path = codegen.write_program(program, str(tmp_path / "Majority_0_2.py"))
+  cert = certify.check_lengths(path, task, (2_000, 1_000, 500, 300), certify.TEST_SEED)
+  assert cert.exact, cert.as_dict()
+  assert codegen.program_lines(path) <= 7
