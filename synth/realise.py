@@ -73,18 +73,27 @@ def markov_parameters(spec: rnn.NetSpec, params, arch, length: int) -> np.ndarra
 
 def minimal_realisation(m_KOJ: np.ndarray):
   """(rows, F, G, C): the kept predictions rows [(k, o)], integer F (r, r), G (r, J) and
-  C (O, r) with M_k = C F^k G for every k < K; None when the Hankel rank is not settled by
-  the K lags given, exceeds MAX_ORDER, or the recurrence is not integer."""
+  C (O, r) with M_k = C F^k G for every k < K; None when no split of the K lags into a Hankel
+  matrix settles the rank, it exceeds MAX_ORDER, or the recurrence is not integer."""
+  n_lags = m_KOJ.shape[0]
+  # n column blocks leave m = K - n + 1 block rows; a rank r needs r + 1 rows (the last to
+  # show it stops growing) and enough columns, so splits near the middle are tried first.
+  for n in sorted(range(1, n_lags), key=lambda n: (abs(2 * n - n_lags), n)):
+    found = _realise_split(m_KOJ, n)
+    if found is not None:
+      return found
+  return None
+
+
+def _realise_split(m_KOJ: np.ndarray, n: int):
   n_lags, n_out, n_j = m_KOJ.shape
-  m = (n_lags + 1) // 2          # block rows k = 0..m-1; columns j = 0..n_lags-m
-  n = n_lags - m + 1
+  m = n_lags - n + 1             # block rows k = 0..m-1, column blocks j = 0..n-1
   def hankel_row(k, o):
     return [int(m_KOJ[k + j, o, i]) for j in range(n) for i in range(n_j)]
   rows, kept = [], []
   for k in range(m):
     for o in range(n_out):
-      trial = sympy.Matrix(kept + [hankel_row(k, o)])
-      if trial.rank() > len(kept):
+      if sympy.Matrix(kept + [hankel_row(k, o)]).rank() > len(kept):
         if k == m - 1:
           return None            # the rank still grows at the last block row: not settled
         kept.append(hankel_row(k, o))
@@ -92,33 +101,16 @@ def minimal_realisation(m_KOJ: np.ndarray):
   r = len(rows)
   if r == 0 or r > MAX_ORDER:
     return None
-  basis = sympy.Matrix(kept).T   # columns: the kept rows
+  basis = sympy.Matrix(kept).T   # columns: the kept rows (independent, so solutions are unique)
   def coords(row):
-    sol, params = basis.gauss_jordan_solve(sympy.Matrix(row))
-    if params.shape[0]:
-      sol = sol.subs({p: 0 for p in params})
-    return list(sol)
-  # The shifted prediction (k+1, o) on the columns where both rows are known.
-  short = sympy.Matrix([[int(m_KOJ[k + j, o, i]) for j in range(n - 1) for i in range(n_j)]
-                        for k, o in rows]).T
-  F = []
-  for k, o in rows:
-    target = sympy.Matrix([int(m_KOJ[k + 1 + j, o, i]) for j in range(n - 1)
-                           for i in range(n_j)])
     try:
-      sol, params = short.gauss_jordan_solve(target)
-    except ValueError:
+      return list(basis.gauss_jordan_solve(sympy.Matrix(row))[0])
+    except ValueError:           # not in the span: the rank was misjudged on these columns
       return None
-    if params.shape[0]:
-      return None                # the short Hankel does not pin the shift down
-    F.append(list(sol))
-  C = []
-  for o in range(n_out):
-    try:
-      C.append(coords(hankel_row(0, o)))
-    except ValueError:
-      return None
-  if any(not v.is_integer for row in F + C for v in row):
+  # Prediction (k, o) one step later is prediction (k + 1, o): a full row, since k <= m - 2.
+  F = [coords(hankel_row(k + 1, o)) for k, o in rows]
+  C = [coords(hankel_row(0, o)) for o in range(n_out)]
+  if any(v is None for v in F + C) or any(not v.is_integer for row in F + C for v in row):
     return None
   F_RR = np.array([[int(v) for v in row] for row in F], np.int64).reshape(r, r)
   C_OR = np.array([[int(v) for v in row] for row in C], np.int64).reshape(n_out, r)

@@ -90,3 +90,18 @@ def test_ten_tap_overfit_network_gives_the_double_sum(tmp_path):
 def test_nonlinear_networks_are_not_realised():
   spec, params, arch = _ten_tap_network()
   assert realise.realise(spec, params, dict(arch, relu=np.float32(1)), 10) is None
+
+
+def test_delay_lines_up_to_half_the_lags():
+  # Prev4 at L = 10: five variables, the most ten lags can settle; Prev5 needs six.
+  prev4 = np.zeros((10, 1, 2), np.int64)
+  prev4[4, 0, 0] = 1
+  rows, F, G, C = realise.minimal_realisation(prev4)
+  assert len(rows) == 5
+  z = G[:, 0].copy()
+  for k in range(30):  # extrapolates: the response stays at lag 4
+    assert int(C[0] @ z) == (k == 4)
+    z = F @ z
+  prev5 = np.zeros((10, 1, 2), np.int64)
+  prev5[5, 0, 0] = 1
+  assert realise.minimal_realisation(prev5) is None
