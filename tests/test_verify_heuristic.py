@@ -60,6 +60,45 @@ method Meet(a: int, b: int, c: array<int>, d: array<int>) returns (x: int, y: in
   assert "invariant 0 <= (i) < (c).Length" in got  # Step's precondition at the call
 
 
+def test_builders_searches_kept_values_and_scopes():
+  src = """method Evens(a: array<int>, key: int) returns (r: seq<int>, m: int)
+  ensures forall i, j :: 0 <= i < j < |r| ==> r[i] <= r[j]
+{
+  var n := a.Length;
+  r := [];
+  var i := 0;
+  while i < n && a[i] != key
+  {
+    var v := a[i];
+    r := r + [v];
+    var j := 0;
+    while j < i
+    {
+      j := j + 1;
+    }
+    i := i + 1;
+  }
+  m := 0;
+  var y := n;
+  while y > 0
+  {
+    m := m + key;
+    y := y - 1;
+  }
+}
+"""
+  got = _clauses(src)
+  assert "invariant |r| == i" in got and "invariant n == a.Length" in got
+  assert "invariant forall k :: 0 <= k < i ==> a[k] != key" in got  # the guard, over the prefix
+  assert "decreases n - i" in got  # a conjunctive guard: Dafny guesses nothing
+  assert "invariant m == 0 + key * (n - y)" in got  # stepped by a value the loop keeps, counting down
+  inner = [c.clause for c in candidates.loop_candidates(src) if c.loop_offset == src.index("{\n      j := j + 1")]
+  assert {"invariant i < n", "invariant a[i] != key"} <= set(inner)  # the outer guard holds inside
+  assert not any("v" in c.split() for c in got)  # the body's locals are out of scope at its head
+  # A quantifier's own variable is never replaced by the inner loop's bound.
+  assert not any("forall (" in c or "forall j,j" in c for c in got)
+
+
 @pytest.fixture(scope="module")
 def verifier(tmp_path_factory):
   return dafny.Dafny(timeout_s=60, cache_dir=tmp_path_factory.mktemp("dafny_cache"))
@@ -104,3 +143,44 @@ def test_houdini_prunes_false_candidates_until_it_verifies(verifier, program, fa
   assert res.verified, res.output
   assert false_ones <= len(history) <= 2  # each round drops every candidate the verifier blamed
   assert "invariant t <= i" not in proposal.program and ("t == 2 * i" in proposal.program or not false_ones)
+
+
+# Four false candidates: `s == 3 * n`, `t <= i` and `u <= i` false on entry, `s <= i` not
+# maintained (which shows once `s == 3 * n` is no longer assumed). Under Dafny's defaults a run
+# blames one of them at a time; a probe call names every one its assumptions let it see.
+STEPS = """method Steps(n: nat) returns (s: nat, t: nat, u: nat)
+  ensures s == 3 * n
+{
+  s := 0;
+  t := 5;
+  u := 7;
+  var i := 0;
+  while i < n
+  {
+    s := s + 3;
+    t := t + 1;
+    u := u + 2;
+    i := i + 1;
+  }
+}
+"""
+
+
+def test_probe_calls_prune_every_false_candidate_at_once(verifier):
+  task = _NoPeeking()
+  task.hints_removed = STEPS
+  backend = heuristic.HeuristicBackend(verifier, probes=4)
+  proposal = backend.propose(task, [])
+  res = verifier.verify(proposal.program)  # judged with the run's own settings
+  assert res.verified, res.output
+  # One call blames the three false on entry, the next the one not maintained, the third verifies.
+  assert backend.probe_calls["000"] == 3
+  for false in ("s == 3 * n", "t <= i", "u <= i", "s <= i"):
+    assert f"invariant {false}\n" not in proposal.program
+  assert "invariant s == 0 + 3 * (i - 0)" in proposal.program
+  # With no probes left, pruning goes on with the run's own verdicts, one blame at a time.
+  slow = heuristic.HeuristicBackend(verifier, probes=0)
+  first = slow.propose(task, [])
+  out = verifier.verify(first.program)
+  blamed = set(heuristic._ERROR_LINE_RE.findall(out.output))
+  assert not out.verified and 1 <= len(blamed) < 3  # fewer than the probe's first call named

@@ -9,10 +9,17 @@ Per `while` loop, from:
   `a[..]` by the prefix `a[..i]`, each also split into top-level conjuncts and implication ends;
 - frame facts: arrays the method may modify but the loop does not write stay as on entry
   (`a[..] == old(a[..])`); an in-place pass leaves the part it has not reached unchanged;
-- counters the body steps by a constant: non-negative, at most the loop variable;
+- counters the body steps by a constant or by a value the loop keeps: non-negative, at most the
+  loop variable, and in lock-step with it (`x == x0 + b * (a - y)` for a count-down);
+- accumulators as each function the postconditions apply (`s == Sum(a[..i])` from `Sum(a[..])`);
+- sequences grown by one element per iteration: `|r| == i`, `|r| <= i`;
+- the rest of the guard over the indices passed (`forall k :: 0 <= k < i ==> a[k] != key`);
+- values set before the loop that the body keeps (`n == a.Length`);
 - the contracts of what the body calls: a callee's `requires`, with its parameters replaced by
   the call's arguments, must hold at every call;
-- an enclosing loop's candidates (an inner loop forgets what its outer loop knew).
+- an enclosing loop's guard and candidates (an inner loop forgets what its outer loop knew).
+Names the body declares are out of scope at the loop head, and a quantifier's own variables are
+never substituted.
 Many are false; the verifier drops them (verify.heuristic). The ground truth is never read.
 """
 import dataclasses
@@ -44,8 +51,27 @@ def _split_top(toks: list[Token], sep: str) -> list[list[Token]]:
   return parts + [cur]
 
 
+def _conjuncts(toks: list[Token]) -> list[list[Token]]:
+  """Top-level `&&` parts; a quantifier's body reaches to the end, so it is never split from its
+  binder (`x > 0 && forall k :: A && B` has two parts, not three)."""
+  depth = 0
+  for q, t in enumerate(toks):
+    depth += t.text in ("(", "[", "{")
+    depth -= t.text in (")", "]", "}")
+    if depth == 0 and t.text in ("forall", "exists"):
+      parts = _split_top(toks[:q], "&&")
+      return parts[:-1] + [parts[-1] + toks[q:]]
+  return _split_top(toks, "&&")
+
+
 def _text(src: str, toks: list[Token]) -> str:
   return src[toks[0].start:toks[-1].end] if toks else ""
+
+
+def _binders(texts: list[str]) -> set[str]:
+  """Names a quantifier in the token texts binds (with `,` and type annotations among them)."""
+  return {v for q in range(len(texts)) if texts[q] in ("forall", "exists") and "::" in texts[q:]
+          for v in texts[q + 1:texts.index("::", q)]}
 
 
 def _substitute(src: str, clause: list[Token], subs: list[tuple[list[str], str]], var: str) -> str | None:
@@ -55,11 +81,13 @@ def _substitute(src: str, clause: list[Token], subs: list[tuple[list[str], str]]
   `var` cannot capture it.
   """
   texts = [t.text for t in clause]
-  bound = any(texts[q] in ("forall", "exists") and var in texts[q + 1:texts.index("::", q)]
-              for q in range(len(texts)) if texts[q] in ("forall", "exists") and "::" in texts[q:])
+  binders = _binders(texts)
+  bound = var in binders
   out, i, hit, pos = [], 0, False, clause[0].start
   while i < len(clause):
-    old, new = next(((o, n) for o, n in subs if texts[i:i + len(o)] == o), (None, None))
+    # A quantifier's own variable is never substituted (it is not the function's free name).
+    old, new = next(((o, n) for o, n in subs if texts[i:i + len(o)] == o
+                     and not (len(o) == 1 and o[0] in binders)), (None, None))
     if old and not (i and texts[i - 1] == "."):
       out.append(src[pos:clause[i].start] + new)
       pos, i, hit = clause[i + len(old) - 1].end, i + len(old), True
@@ -165,7 +193,8 @@ def _conclusion(clause: list[Token]) -> list[Token]:
   return []
 
 
-def _from_postconditions(src: str, ensures: list[list[Token]], x: str, op: str, rhs: list[Token]) -> list[str]:
+def _bound_subs(x: str, op: str, rhs: list[Token]) -> list[list[tuple[list[str], str]]]:
+  """Ways to restate a fact about the loop's whole range as one about the part done so far."""
   bound = [t.text for t in rhs]
   subs: list[list[tuple[list[str], str]]] = []
   if op in ("<", "!="):
@@ -178,9 +207,14 @@ def _from_postconditions(src: str, ensures: list[list[Token]], x: str, op: str, 
       subs.append([(bound, x), ([bound[1]], f"{bound[1]}[..{x}]")])
   elif op == "<=":
     subs.append([(bound, f"({x} - 1)")])
+  return subs
+
+
+def _from_postconditions(src: str, ensures: list[list[Token]], x: str, op: str, rhs: list[Token]) -> list[str]:
+  subs = _bound_subs(x, op, rhs) if x else []
   found = []
   for clause in ensures:
-    parts = [clause] + [p for p in _split_top(clause, "&&") if p and len(p) < len(clause)]
+    parts = [clause] + [p for p in _conjuncts(clause) if p and len(p) < len(clause)]
     conclusion = _conclusion(clause)
     if conclusion:
       parts.append(conclusion)
@@ -220,6 +254,67 @@ def _preconditions_on_copies(src: str, toks: list[Token], method_at: int, w: int
           if (inv := _substitute(src, clause, sub, "\0"))]
 
 
+def _stmt_end(body: list[Token], j: int) -> int:
+  return next((k for k in range(j, len(body)) if body[k].text in (";", "}")), len(body))
+
+
+def _calls(clauses: list[list[Token]], functions: set[str]) -> list[list[Token]]:
+  """Each application `f(...)` of a declared function inside the clauses (outermost ones)."""
+  out = []
+  for clause in clauses:
+    j = 0
+    while j < len(clause) - 1:
+      if clause[j].text in functions and clause[j + 1].text == "(" and (j == 0 or clause[j - 1].text != "."):
+        close = matching_close(clause, j + 1)
+        out.append(clause[j:close + 1])
+        j = close
+      j += 1
+  return out
+
+
+def _assigned(body: list[Token]) -> set[str]:
+  """Names the statements in body assign (`x := ...`, `x, y := ...`, `x[i] := ...` counts as x)."""
+  out = set()
+  for j in range(1, len(body)):
+    if body[j].text != ":=":
+      continue
+    k = j - 1
+    while k >= 0:
+      if body[k].text == "]":  # an element or a slice: the array is the name before it
+        depth = 0
+        while k >= 0:
+          depth += (body[k].text == "]") - (body[k].text == "[")
+          k -= 1
+          if depth == 0:
+            break
+      if k >= 0 and body[k].kind == "ident":
+        out.add(body[k].text)
+      if k >= 1 and body[k - 1].text == ",":
+        k -= 2
+        continue
+      break
+  return out
+
+
+def _values_kept(src: str, toks: list[Token], method_at: int, w: int, body: list[Token]) -> list[str]:
+  """`v == E` for each `v := E` before the loop (in its method) where the body assigns neither v
+  nor anything E reads, and E calls nothing and allocates nothing: a fact Dafny forgets at the loop."""
+  if method_at < 0:
+    return []
+  assigned = _assigned(body)
+  found = []
+  for i in range(method_at + 1, w):
+    if toks[i].text != ":=" or toks[i - 1].kind != "ident" or toks[i - 2].text not in (";", "{", "}", "var"):
+      continue
+    end = next((j for j in range(i + 1, w) if toks[j].text in (";", "{", "}")), w)
+    value = toks[i + 1:end]
+    names = {t.text for t in value if t.kind == "ident"}
+    if (value and toks[end].text == ";" and toks[i - 1].text not in assigned and not names & assigned
+        and toks[i - 1].text not in names and not any(t.text in ("(", "new", "[") for t in value)):
+      found.append(f"{toks[i - 1].text} == {_text(src, value)}")
+  return found
+
+
 def _results_set_after(src: str, toks: list[Token], close: int, ensures: list[list[Token]],
                        comparisons: list[tuple[str, str, list[Token]]]) -> list[str]:
   """Postconditions about a result set after the loop (`n := lo;`), restated about what it is set
@@ -243,7 +338,7 @@ def _results_set_after(src: str, toks: list[Token], close: int, ensures: list[li
 
 
 def _loop_clauses(src: str, toks: list[Token], w: int, b: int, types: dict[str, str],
-                  contracts: dict) -> list[str]:
+                  contracts: dict, functions: set[str]) -> list[str]:
   guard = _guard(toks, w, b)
   body = toks[b:matching_close(toks, b) + 1]
   method_at = next((k for k in range(w, -1, -1) if toks[k].text in ("method", "lemma", "constructor")), -1)
@@ -255,8 +350,23 @@ def _loop_clauses(src: str, toks: list[Token], w: int, b: int, types: dict[str, 
       close = matching_close(body, i)
       if close + 1 < len(body) and body[close + 1].text == ":=":
         written.add(body[i - 1].text)
-  comparisons = _comparisons(guard)
+  changed = _assigned(body)
+  comparisons = []
+  for x, op, rhs in _comparisons(guard):  # the loop variable is one the body changes
+    if x not in changed and len(rhs) == 1 and rhs[0].text in changed:
+      x, op, rhs = rhs[0].text, _FLIP[op], [t for t in guard if t.text == x][:1]
+    if x in changed:
+      comparisons.append((x, op, rhs))
+  several = len(comparisons) > 1 or len(_split_top(guard, "&&")) > 1
   found: list[str] = []
+  updates = {v: [[t.text for t in body[j + 2:_stmt_end(body, j)]] for j in range(len(body) - 1)
+                 if body[j].text == v and body[j + 1].text == ":="] for v in changed}
+  # Updated from their own value, and not only stepped by a constant (those are counters).
+  accumulators = [v for v in sorted(changed) if any(v in u for u in updates[v])
+                  and not all(len(u) == 3 and u[0] == v and u[1] in "+-" and u[2].isdigit() for u in updates[v])]
+  calls = _calls(ensures, functions)
+  found += [f"{v} == {_text(src, call)}" for v in accumulators for call in calls]
+  found += _from_postconditions(src, ensures, None, None, [])  # what the loop must establish may hold all along
   for x, op, rhs in comparisons:
     e = _text(src, rhs)
     init = _initial_value(src, toks, x, w, max(method_at, 0))
@@ -268,15 +378,22 @@ def _loop_clauses(src: str, toks: list[Token], w: int, b: int, types: dict[str, 
       if init is not None:
         found.append(f"{init} <= {x}")
       # Dafny guesses `e - x` only for a guard that is a single comparison.
-      if op == "!=" or len(comparisons) > 1:
+      if op == "!=" or several:
         found.append(f"decreases {e} - {x}" if op != "<=" else f"decreases {e} + 1 - {x}")
     if op in (">", ">="):
       found.append(f"{x} >= {e}" if op == ">" else f"{x} >= {e} - 1")
       if init is not None:
         found.append(f"{x} <= {init}")
-      if len(comparisons) > 1:
+      if several:
         found.append(f"decreases {x} - {e}" if op == ">" else f"decreases {x} + 1 - {e}")
     found += _from_postconditions(src, ensures, x, op, rhs)
+    if op in ("<", "<=", "!="):
+      # The rest of the guard held at every index passed so far (a linear search's `a[i] != key`).
+      for conj in _conjuncts(guard):
+        if init is not None and len(conj) > 1 and x in [t.text for t in conj]:
+          body_k = _substitute(src, conj, [([x], "k")], "\0")
+          if body_k and not any(y == x for y, _, _ in _comparisons(conj)):
+            found.append(f"forall k :: {init or 0} <= k < {x} ==> {body_k}")
     for i in range(1, len(body) - 3):
       if body[i].text == "[" and body[i + 1].text == x and body[i - 1].kind == "ident":
         a, kind = body[i - 1].text, types.get(body[i - 1].text)
@@ -290,18 +407,41 @@ def _loop_clauses(src: str, toks: list[Token], w: int, b: int, types: dict[str, 
           value = _substitute(src, body[i + 4:end], [([x], "k")], "\0") if end > i + 4 else None
           if value and value != _text(src, body[i + 4:end]):
             found.append(f"forall k :: {init or 0} <= k < {x} ==> {a}[k] == {value}")
-    # Counters stepped by a constant: never below their start, at most one step per iteration.
+    assigned = changed
+    falling = op in (">", ">=")
+    # Counters stepped by a constant (or by a value the loop never changes): never below their
+    # start, at most one step per iteration, and in lock-step with x, moved by the step times
+    # x's distance from its start.
     for i in range(len(body) - 5):
       v = body[i].text
       if (body[i].kind == "ident" and v != x and body[i + 1].text == ":=" and body[i + 2].text == v
-          and body[i + 3].text in ("+", "-") and body[i + 4].kind == "number" and body[i + 5].text == ";"):
-        found += [f"0 <= {v}", f"{v} <= {x}"]
-        # Stepped in lock-step with x (x rising by 1): v moved by its step times x's distance.
+          and body[i + 3].text in ("+", "-") and body[i + 5].text == ";"
+          and (body[i + 4].kind == "number" or body[i + 4].kind == "ident" and body[i + 4].text not in assigned)):
+        if body[i + 4].kind == "number":
+          found += [f"0 <= {v}", f"{v} <= {x}"]
         start = _initial_value(src, toks, v, w, max(method_at, 0))
-        if start is not None and init is not None and op in ("<", "<=", "!="):
+        if start is not None and init is not None:
           step = body[i + 4].text if body[i + 3].text == "+" else f"-{body[i + 4].text}"
-          found.append(f"{v} == {start} + {step} * ({x} - {init})")
+          distance = f"({init} - {x})" if falling else f"({x} - {init})"
+          found.append(f"{v} == {start} + {step} * {distance}")
+    # Accumulators (`v := v + E`, any update reading v) as each function the postconditions
+    # apply, over the whole range or the part done so far: `s == Sum(a[..i])` from `Sum(a[..])`.
+    subs = _bound_subs(x, op, rhs)
+    for v in accumulators:
+      if v != x:
+        for call in calls:
+          found += [f"{v} == {inv}" for sub in subs if (inv := _substitute(src, call, sub, x))]
+    # Sequences grown by one element per iteration: as long as the part of the range done so
+    # far, or (when growing conditionally) at most that long.
+    for i in range(len(body) - 4):
+      v = body[i].text
+      if (body[i].kind == "ident" and body[i + 1].text == ":=" and v != x
+          and body[i + 2].text == v and body[i + 3].text == "+" and body[i + 4].text == "["):
+        done = f"{init} - {x}" if falling else (x if init in ("0", None) else f"{x} - {init}")
+        if init is not None or not falling:
+          found += [f"|{v}| == {done}", f"|{v}| <= {done}"]
   found += [f"{a}[..] == old({a}[..])" for a in sorted(modifies) if types.get(a) == "array" and a not in written]
+  found += _values_kept(src, toks, method_at, w, body)
   found += _preconditions_on_copies(src, toks, method_at, w)
   found += _results_set_after(src, toks, matching_close(toks, b), ensures, comparisons)
   # A callee's precondition must hold at each call in the body, so it is a likely invariant.
@@ -316,13 +456,29 @@ def _loop_clauses(src: str, toks: list[Token], w: int, b: int, types: dict[str, 
           inv = _substitute(src, clause, [([p], f"({a})") for p, a in zip(params, args)], "\0")
           if inv:
             found.append(inv)
+  # Locals the body declares are out of scope where the loop's invariants stand.
+  local = {body[j + 1].text for j in range(len(body) - 1) if body[j].text == "var"}
+  local |= {body[j - 1].text for j in range(1, len(body)) if body[j].text == ":" and body[j - 1].kind == "ident"
+            and body[j - 2].text in (",", "var")}
+  found = [c for c in found if not _mentions(c, local)]
   return [c if c.startswith("decreases") else f"invariant {c}" for c in found]
+
+
+def _mentions(text: str, names: set[str]) -> bool:
+  """Whether text uses one of names free (not as a quantifier's own variable)."""
+  if not names:
+    return False
+  toks = code_tokens(text)
+  binders = _binders([t.text for t in toks])
+  return any(t.kind == "ident" and t.text in names and t.text not in binders for t in toks)
 
 
 def loop_candidates(src: str) -> list[Candidate]:
   toks = code_tokens(src)
   types, contracts = _collection_types(toks), _contracts(toks)
-  loops: list[tuple[int, int, list[str]]] = []  # (body start, body end, clauses)
+  functions = {toks[k + 1 + (toks[k + 1].text == "method")].text for k in range(len(toks) - 2)
+               if toks[k].text == "function"}
+  loops: list[tuple[int, int, list[str], list[str]]] = []  # (body start, body end, clauses, guard)
   for w, tok in enumerate(toks):
     if tok.text != "while":
       continue
@@ -332,11 +488,13 @@ def loop_candidates(src: str) -> list[Candidate]:
       b = matching_close(toks, b) + 1 if toks[b].text in ("(", "[") else b + 1
     if b >= len(toks):
       continue
+    # What an enclosing loop knows inside its body: its guard, and its own candidates.
+    guard = [f"invariant {_text(src, c)}" for c in _conjuncts(_guard(toks, w, b)) if c]
     loops.append((toks[b].start, toks[matching_close(toks, b)].end,
-                  _loop_clauses(src, toks, w, b, types, contracts)))
+                  _loop_clauses(src, toks, w, b, types, contracts, functions), guard))
   out: list[Candidate] = []
-  for start, end, clauses in loops:
-    outer = [c for s, e, cs in loops if s < start < e for c in cs if c.startswith("invariant")]
+  for start, end, clauses, _ in loops:
+    outer = [c for s, e, cs, g in loops if s < start < e for c in g + cs if c.startswith("invariant")]
     for clause in dict.fromkeys(clauses + outer):
       out.append(Candidate(start, clause))
   return out

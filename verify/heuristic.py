@@ -4,18 +4,42 @@ verify.candidates proposes many loop invariants and decreases clauses per loop; 
 Each verifier run blames some of them (an invariant not holding on entry or not maintained, a
 decreases that does not decrease, a type error): those are dropped and the rest is tried again,
 until the program verifies or no candidate is blamed. A time-out (too many quantified
-candidates for the solver) drops the quantified ones once. Every attempt is one verifier call,
-so the run's --attempts is the per-task budget in verifier calls (plus attempt 0, the input).
+candidates for the solver) drops the quantified ones once.
+
+Under Dafny's default settings one round blames at most one false candidate per method: a failed
+check is assumed afterwards ("subsumption"), and an invariant false on entry assumed there makes
+the rest of the method vacuous. So, given the run's verifier, the search prunes with probe calls:
+the same Dafny, z3 and time limit with `/subsumption:0` and a high error limit, where one call
+names every candidate that fails. Probe answers are never judged; only the proposals the run
+verifies with its own settings are. Per task the verifier is called at most
+`probes` + --attempts times (plus attempt 0, the input, and the ground-truth check).
 """
+import copy
 import re
 from typing import Sequence
 
 from verify.backends import Attempt, Proposal
 from verify.candidates import Candidate, loop_candidates
+from verify.dafny import Dafny
 from verify.data import Task
 
 _ERROR_LINE_RE = re.compile(r"\((\d+),\d+\): Error")
 _QUANTIFIED = re.compile(r"\b(forall|exists)\b")
+PROBES = 6  # default probe calls per task
+
+
+class _ProbeDafny(Dafny):
+  """The run's verifier, reporting every failing check (for pruning only, never for judging)."""
+
+  def _flags(self) -> list[str]:
+    extra = ["/subsumption:0", "/errorLimit:50"]
+    return super()._flags() + (extra if self.major < 4 else ["--boogie", " ".join(extra)])
+
+
+def probe_verifier(dafny: Dafny) -> Dafny:
+  probe = copy.copy(dafny)
+  probe.__class__ = _ProbeDafny
+  return probe
 
 
 def insert(src: str, cands: Sequence[Candidate]) -> tuple[str, dict[int, Candidate]]:
@@ -38,30 +62,60 @@ def insert(src: str, cands: Sequence[Candidate]) -> tuple[str, dict[int, Candida
   return "".join(pieces), lines
 
 
+def _prune(active: list[Candidate], lines: dict[int, Candidate], feedback: str | None,
+           dropped_quantified: bool) -> tuple[list[Candidate] | None, bool]:
+  """The candidates left after one verifier answer, or None when it blames none of them."""
+  if feedback == "":  # time-out: no blame to go on, so try without the quantified candidates
+    kept = [c for c in active if not _QUANTIFIED.search(c.clause)]
+    return (kept, True) if len(kept) < len(active) and not dropped_quantified else (None, dropped_quantified)
+  blamed = {lines[int(n)] for n in _ERROR_LINE_RE.findall(feedback or "") if int(n) in lines}
+  # Nothing blamed: what still fails is not about our candidates, so there is nothing to drop.
+  return ([c for c in active if c not in blamed] if blamed else None), dropped_quantified
+
+
 class HeuristicBackend:
   """Guess-and-prune invariant search; needs no model, only the verifier's feedback."""
 
   name = "heuristic"
 
-  def __init__(self):
-    # test_id -> (candidates in the last proposal, its line -> candidate map); one task per thread.
-    self._state: dict[str, tuple[list[Candidate], dict[int, Candidate]]] = {}
+  def __init__(self, verifier: Dafny | None = None, probes: int = PROBES):
+    self._probe = probe_verifier(verifier) if verifier is not None and probes > 0 else None
+    self._probes = probes
+    # test_id -> (candidates in the last proposal, its line map, probes spent, quantified dropped)
+    self._state: dict[str, tuple[list[Candidate], dict[int, Candidate], int, bool]] = {}
+    self.probe_calls: dict[str, int] = {}  # test_id -> probe calls spent (for reports)
+
+  def _houdini(self, src: str, active: list[Candidate], spent: int,
+               dropped: bool) -> tuple[list[Candidate] | None, int, bool]:
+    """Prune with probe calls until no candidate is blamed, the program verifies or the probes
+    run out; None when the program cannot even be read with the candidates in (no blame)."""
+    while active and self._probe is not None and spent < self._probes:
+      program, lines = insert(src, active)
+      res = self._probe.verify(program)
+      spent += 1
+      if res.status in ("verified", "vacuous"):
+        break
+      feedback = "" if res.status == "timeout" else res.output
+      kept, dropped = _prune(active, lines, feedback, dropped)
+      if kept is None:
+        if res.status in ("parse_error", "crash", "no_code"):
+          return None, spent, dropped  # unreadable whatever we add: the official call would fail too
+        break
+      active = kept
+    return active, spent, dropped
 
   def propose(self, task: Task, history: Sequence[Attempt]) -> Proposal | None:
+    src = task.hints_removed
     if not history:
-      active = list(dict.fromkeys(loop_candidates(task.hints_removed)))
+      active, spent, dropped = list(dict.fromkeys(loop_candidates(src))), 0, False
     else:
-      active, lines = self._state.pop(task.test_id, ([], {}))
-      feedback = history[-1].verifier_output
-      if feedback == "":  # time-out: no blame to go on, so try without the quantified candidates
-        kept = [c for c in active if not _QUANTIFIED.search(c.clause)]
-        active = kept if len(kept) < len(active) else []
-      else:
-        blamed = {lines[int(n)] for n in _ERROR_LINE_RE.findall(feedback or "") if int(n) in lines}
-        # Nothing blamed: what still fails is not about our candidates, so there is nothing to drop.
-        active = [c for c in active if c not in blamed] if blamed else []
+      active, lines, spent, dropped = self._state.pop(task.test_id, ([], {}, 0, False))
+      active, dropped = _prune(active, lines, history[-1].verifier_output, dropped)
+    if active:
+      active, spent, dropped = self._houdini(src, active, spent, dropped)
+    self.probe_calls[task.test_id] = spent
     if not active:
       return None
-    program, lines = insert(task.hints_removed, active)
-    self._state[task.test_id] = (active, lines)
+    program, lines = insert(src, active)
+    self._state[task.test_id] = (active, lines, spent, dropped)
     return Proposal(program)

@@ -42,7 +42,7 @@ class RunConfig:
   report_only: bool = _opt(False, "only rewrite summary.json and plots from results.jsonl; run nothing")
 
 
-def make_backend(cfg: RunConfig, data_dir: pathlib.Path | None):
+def make_backend(cfg: RunConfig, data_dir: pathlib.Path | None, dafny: Dafny | None = None):
   kind, _, name = cfg.model.partition(":")
   if kind == "none" and not name:
     return StaticBackend("none")
@@ -53,7 +53,7 @@ def make_backend(cfg: RunConfig, data_dir: pathlib.Path | None):
       raise UserError("--model=replay:NAME reads published outputs from the local data folder; pass --data_dir")
     return StaticBackend(cfg.model, answers=data.load_published_outputs(data_dir, name))
   if kind == "heuristic" and not name:
-    return HeuristicBackend()
+    return HeuristicBackend(dafny)  # prunes its candidates with probe calls of this verifier
   if kind in ("openai", "anthropic") and name:
     extra = {"cache_dir": cfg.llm_cache} if cfg.llm_cache else {}
     return ChatBackend(kind, name, url=cfg.api_url, key=cfg.api_key, temperature=cfg.temperature,
@@ -88,8 +88,8 @@ def run(cfg: RunConfig) -> dict:
     data_dir = data.find_data_dir(cfg.data_dir)
     tasks = data.load_tasks(data_dir)
   tasks = _select(tasks, cfg)
-  backend = make_backend(cfg, data_dir)
   dafny = Dafny(cfg.dafny, z3=cfg.z3, timeout_s=cfg.timeout_s, cache_dir=cfg.verifier_cache or None)
+  backend = make_backend(cfg, data_dir, dafny)
   out = pathlib.Path(cfg.out)
   out.mkdir(parents=True, exist_ok=True)
   run_info = {"model": backend.name, "cheat_check": cfg.cheat_check, "attempts": cfg.attempts,
