@@ -16,6 +16,11 @@ Batches and PRNG keys are functions of (seed, step), so a run killed at any poin
 resumes from its last checkpoint and ends with the parameters an uninterrupted run would have.
 A model whose loss turns NaN/Inf is dropped from the population; all of them at once stops the
 run (stack.loop.NonFiniteError).
+
+Several processes (a pod, launch/local_cluster.sh): the "model" axis spans devices of every
+process, each process holding its share of the models; batches and keys are the same on every
+process, evaluations are gathered, and the stop decisions (exactness, the safety stop) are taken
+from values every process shares, so all of them leave the loop at the same step.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jax.experimental import multihost_utils
 from jax.sharding import PartitionSpec as P
 
 from stack import mesh as mesh_lib
@@ -36,6 +42,7 @@ from stack import sharding as sharding_lib
 from stack import state as state_lib
 from stack import step as step_lib
 from stack.checkpoint import Checkpointer
+from stack.errors import UserError
 from stack.loop import NonFiniteError
 from stack.metrics import MetricWriter
 from stack.optim import OptimConfig, make_optimizer
@@ -90,10 +97,35 @@ def weight_l1(params: Any) -> jax.Array:
 
 @functools.lru_cache(maxsize=None)
 def population_mesh(n_models: int):
-  """A "model" axis over the most devices that divide the population evenly."""
-  devices = jax.devices()
-  size = max(d for d in range(1, len(devices) + 1) if n_models % d == 0)
-  return mesh_lib.make_mesh({"model": size}, devices=devices[:size])
+  """A "model" axis over the most devices that divide the population evenly, the same number
+  from every process (one process: its first devices)."""
+  procs = jax.process_count()
+  per = max((d for d in range(1, jax.local_device_count() + 1) if n_models % (d * procs) == 0),
+            default=0)
+  if not per:
+    raise UserError(f"a population of {n_models} models cannot be split evenly over {procs} "
+                    f"processes; train a multiple of {procs} models (best, of all "
+                    f"{jax.device_count()} devices)")
+  devices = [d for p in range(procs)
+             for d in [d for d in jax.devices() if d.process_index == p][:per]]
+  return mesh_lib.make_mesh({"model": per * procs}, devices=devices)
+
+
+def _host(tree: Any) -> Any:
+  """Numpy copies of every leaf on this process, gathered from the others where needed."""
+  def one(v):
+    if getattr(v, "is_fully_addressable", True) or v.is_fully_replicated:
+      return np.asarray(v)
+    return np.asarray(multihost_utils.process_allgather(v, tiled=True))
+  return jax.tree.map(one, tree)
+
+
+@jax.jit
+def _keep_best(params_M, best_M, best_exact_M, exact_M):
+  """Each model's parameters at its most exact evaluation so far (the latest among ties)."""
+  better = exact_M >= best_exact_M
+  pick = lambda new, old: jnp.where(better.reshape((-1,) + (1,) * (new.ndim - 1)), new, old)
+  return jax.tree.map(pick, params_M, best_M), jnp.maximum(best_exact_M, exact_M)
 
 
 @functools.lru_cache(maxsize=None)
@@ -186,8 +218,10 @@ def train_models(spec: rnn.NetSpec, scales: dict, hidden: Sequence[int], relu: S
   strip = lambda p: {k: v for k, v in p.items() if k != "keep"}
   # Each model's parameters at its most exact evaluation (the latest among ties, so polished):
   # a model exact at one evaluation may drift off it later in the schedule.
+  never = np.full(len(hidden_M), -1.0, np.float32)
   run = {"state": state, "best": jax.tree.map(jnp.copy, strip(state.params)),  # state is donated
-         "best_M": jnp.full(len(hidden_M), -1.0, jnp.float32)}
+         "best_M": jax.make_array_from_callback(never.shape, sharding_lib.replicated(mesh),
+                                                lambda index: never[index])}
   stop_at, i = cfg.steps, 0
   ckpt = writer = None
   if workdir is not None:
@@ -213,11 +247,9 @@ def train_models(spec: rnn.NetSpec, scales: dict, hidden: Sequence[int], relu: S
       if not finite_M.any():
         raise NonFiniteError(i, "the loss of every model", float("nan"))
       p = strip(state.params)
-      exact_M = np.where(finite_M, np.asarray(exact(p, arch_M, x_val, y_val)), 0.0)
-      better = jnp.asarray(exact_M >= np.asarray(run["best_M"]))
-      pick = lambda new, old: jnp.where(better.reshape((-1,) + (1,) * (new.ndim - 1)), new, old)
-      run = {"state": state, "best": jax.tree.map(pick, p, run["best"]),
-             "best_M": jnp.maximum(run["best_M"], jnp.asarray(exact_M, jnp.float32))}
+      exact_M = np.where(finite_M, _host(exact(p, arch_M, x_val, y_val)), 0.0).astype(np.float32)
+      best, best_M = _keep_best(p, run["best"], run["best_M"], exact_M)
+      run = {"state": state, "best": best, "best_M": best_M}
       elapsed = time.time() - start
       loss_min = float(metrics["loss_min"])
       log(f"  step {i:5d}  loss {loss_min:.2e}  exact(best) {exact_M.max():.4f}  models exact "
@@ -229,16 +261,23 @@ def train_models(spec: rnn.NetSpec, scales: dict, hidden: Sequence[int], relu: S
                          "models_exact": int((exact_M == 1).sum()),
                          "models_nonfinite": int((~finite_M).sum())})
         ckpt.save(i, run, {"stop_at": stop_at}, force=True)
-      if elapsed > cfg.seconds:
+      if _any_process(elapsed > cfg.seconds):
         log(f"  safety stop after {elapsed:.0f}s at step {i}")
         break
   finally:
     if ckpt is not None:
       ckpt.close()
       writer.close()
-  return TrainResult(params_M=jax.device_get(run["best"]), arch_M=arch_M, hidden_M=hidden_M,
-                     relu_M=relu_M, exact_M=np.asarray(run["best_M"], np.float64), steps=i,
+  return TrainResult(params_M=_host(run["best"]), arch_M=arch_M, hidden_M=hidden_M,
+                     relu_M=relu_M, exact_M=_host(run["best_M"]).astype(np.float64), steps=i,
                      seconds=time.time() - start)
+
+
+def _any_process(flag: bool) -> bool:
+  """Whether `flag` holds on any process (clocks differ between hosts; all must stop together)."""
+  if jax.process_count() == 1:
+    return flag
+  return bool(np.asarray(multihost_utils.process_allgather(np.asarray(flag))).any())
 
 
 class _Frozen:

@@ -4,8 +4,12 @@ launch/local_cluster.sh starts the absl trainer twice on 127.0.0.1, the way tpu_
 on every host of a pod (jax.distributed over a coordinator, gloo collectives); each process reads
 its own slice of an activation store. Checked against a single process fed the same global
 batches (process 0's share, then process 1's) on 8 devices with the same mesh.
+
+The MIPS population trainer (launch.mips --train_only) is checked the same way over its "model"
+axis: 8 RNNs, one per device, against the same population trained by one process on one device.
 """
 
+import json
 import os
 import signal
 import subprocess
@@ -116,7 +120,7 @@ def test_two_processes_train_like_one_over_the_same_global_batches(store, tmp_pa
   _assert_same(_params(cfg, tmp_path / "mh", steps), _reference(cfg, tmp_path / "ref"))
 
 
-def _pids(workdir, process_id=None):
+def _pids(workdir, process_id=None, module="launch.train_sae"):
   """Process ids of the trainer processes of this workdir (by their command lines)."""
   found = []
   for pid in filter(str.isdigit, os.listdir("/proc")):
@@ -125,7 +129,7 @@ def _pids(workdir, process_id=None):
         args = f.read().decode(errors="replace").split("\0")
     except OSError:
       continue
-    if (f"--workdir={workdir}" in args and "launch.train_sae" in args and
+    if (f"--workdir={workdir}" in args and module in args and
         (process_id is None or f"--process_id={process_id}" in args)):
       found.append(int(pid))
   return found
@@ -179,3 +183,105 @@ def test_one_process_dying_stops_the_other_with_one_line(store, tmp_path):
   assert len(errors) == 1, "\n".join(survivor[-40:])
   assert "another process of this run died" in errors[0] and "rerun the same command" in errors[0]
   assert not any("Traceback" in l or "Fatal Python error" in l for l in survivor)
+
+
+# --- The MIPS population over the "model" axis --------------------------------------------------
+
+TASK = "Parity_All"
+
+
+def _mips_cmd(workdir, steps, every, extra=()):
+  # hidden (4, 8) x ReLU off/on x 2 seeds = 8 models; small splits keep the data cheap.
+  return [sys.executable, "-m", "launch.mips", "--train_only", f"--tasks={TASK}",
+          f"--workdir={workdir}", "--config=experiments/mips.py:smoke", "--set=search.seeds=2",
+          "--set=n_train=2000", "--set=n_val=200", f"--set=train.steps={steps}",
+          f"--set=train.eval_every={every}", *extra]
+
+
+def _mips_cluster(workdir, steps, every, extra=()) -> subprocess.Popen:
+  cmd = [os.path.join(ROOT, "launch", "local_cluster.sh"), "2", "--",
+         *_mips_cmd(workdir, steps, every, extra), "--heartbeat_timeout=30"]
+  return subprocess.Popen(cmd, cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT), text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+
+
+def _mips_one_device(workdir, steps, every) -> subprocess.Popen:
+  """The same command as one process on one device, beside the cluster (its log in a file, so
+  a full pipe never stalls it while the test waits on the cluster)."""
+  env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu",
+             XLA_FLAGS="--xla_force_host_platform_device_count=1")
+  workdir.mkdir(parents=True)
+  log = open(workdir / "log.txt", "w")
+  return subprocess.Popen(_mips_cmd(workdir, steps, every), cwd=ROOT, env=env, text=True,
+                          stdout=log, stderr=subprocess.STDOUT)
+
+
+def _wait_one_device(proc, workdir):
+  assert proc.wait(timeout=600) == 0, (workdir / "log.txt").read_text()[-3000:]
+
+
+def _population(workdir):
+  with np.load(workdir / TASK / "population.npz") as f:
+    return {k: f[k] for k in f.files}
+
+
+def _assert_same_population(a, b):
+  assert set(a) == set(b) and any(k.startswith("params/") for k in a)
+  for key in ("hidden_M", "relu_M", "seed_M"):
+    np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+  np.testing.assert_allclose(a["exact_M"], b["exact_M"], atol=0.02, err_msg="exact_M")
+  for key in (k for k in a if k.startswith("params/")):
+    assert a[key].shape[0] == 8, key
+    # One device runs the 8 models as one batched program, 8 devices one each: rounding only.
+    np.testing.assert_allclose(a[key], b[key], rtol=2e-4, atol=2e-5, err_msg=key)
+
+
+def test_mips_population_over_two_processes_equals_one_device(tmp_path):
+  steps, every = 40, 20
+  two, one = tmp_path / "two", tmp_path / "one"
+  reference = _mips_one_device(one, steps, every)
+  out, _ = _finish(_mips_cluster(two, steps, every))
+  _wait_one_device(reference, one)
+  summary = json.loads((two / TASK / "population.json").read_text())
+  assert (summary["models"], summary["devices"], summary["processes"]) == (8, 8, 2)
+  assert summary["steps"] == steps
+  assert "on 8 of 8 devices, 2 process(es)" in out
+  assert json.loads((one / TASK / "population.json").read_text())["devices"] == 1
+  # One checkpoint directory per save (keep=1), one metrics row per evaluation, from process 0.
+  assert os.listdir(two / TASK / "checkpoints") == [str(steps)]
+  assert [r["step"] for r in map(json.loads, open(two / TASK / "metrics.jsonl"))] == [20, 40]
+  _assert_same_population(_population(two), _population(one))
+
+
+@pytest.mark.slow
+def test_mips_population_killed_on_both_processes_resumes_to_the_same_parameters(tmp_path):
+  steps, every = 200, 20
+  workdir = tmp_path / "killed"
+  reference = _mips_one_device(tmp_path / "one", steps, every)
+  proc = _mips_cluster(workdir, steps, every)
+  _wait_for_checkpoint(workdir / TASK, proc, every)
+  os.killpg(proc.pid, signal.SIGKILL)
+  proc.communicate()
+  for pid in _pids(workdir, module="launch.mips"):
+    os.kill(pid, signal.SIGKILL)
+  killed_at = Checkpointer(str(workdir / TASK)).latest_step()
+  out, _ = _finish(_mips_cluster(workdir, steps, every))
+  _wait_one_device(reference, tmp_path / "one")
+  finished_at = json.loads((workdir / TASK / "population.json").read_text())["steps"]
+  assert killed_at < finished_at, "the run must die mid-way for this test to mean anything"
+  assert out.count(f"resumed at step {killed_at}") == 2   # once per process
+  _assert_same_population(_population(workdir), _population(tmp_path / "one"))
+
+
+@pytest.mark.slow
+def test_mips_population_that_does_not_split_over_the_processes_is_one_line(tmp_path):
+  # hidden (4, 8, 16) x ReLU on x 1 seed = 3 models cannot be shared by 2 processes.
+  proc = _mips_cluster(tmp_path / "odd", 40, 20,
+                       ["--set=search.hidden=(4, 8, 16)", "--set=search.relu=(True,)",
+                        "--set=search.seeds=1"])
+  _, err = proc.communicate(timeout=600)
+  assert proc.returncode == 2
+  for i in (0, 1):
+    lines = [l[4:] for l in err.splitlines() if l.startswith(f"[{i}] error:")]
+    assert len(lines) == 1 and "population of 3 models cannot be split evenly over 2" in lines[0]
+  assert "Traceback" not in err
