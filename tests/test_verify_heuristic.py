@@ -99,6 +99,38 @@ def test_builders_searches_kept_values_and_scopes():
   assert not any("forall (" in c or "forall j,j" in c for c in got)
 
 
+def test_accumulators_as_the_postconditions_functions():
+  src = """function Sum(s: seq<int>): int { if s == [] then 0 else Sum(s[..|s| - 1]) + s[|s| - 1] }
+function Pow(b: nat, e: nat): nat { if e == 0 then 1 else b * Pow(b, e - 1) }
+method Total(a: array<int>) returns (t: int)
+  ensures t == Sum(a[..])
+{
+  t := 0;
+  var i := 0;
+  while i < a.Length
+  {
+    t := t + a[i];
+    i := i + 1;
+  }
+}
+method P(x: nat, y: nat) returns (r: nat)
+  ensures r == Pow(x, y)
+{
+  r := 1;
+  var e := y;
+  while e > 0
+  {
+    r := r * x;
+    e := e - 1;
+  }
+}
+"""
+  got = _clauses(src)
+  assert "invariant t == Sum(a[..i])" in got  # the function over the prefix done so far
+  assert "invariant r * Pow(x, e) == Pow(x, y)" in got  # tail-recursive: done * still to go
+  assert "invariant i == Sum(a[..])" not in got  # a counter is no accumulator
+
+
 @pytest.fixture(scope="module")
 def verifier(tmp_path_factory):
   return dafny.Dafny(timeout_s=60, cache_dir=tmp_path_factory.mktemp("dafny_cache"))

@@ -235,9 +235,19 @@ def _steps_down(body: list[Token], x: str) -> bool:
 def _preconditions_on_copies(src: str, toks: list[Token], method_at: int, w: int) -> list[str]:
   """The method's requires clauses about parameters, restated about the locals copied from them
   (`x := a` before the loop): what held of the inputs often keeps holding of the working copies."""
-  if method_at < 0:
+  copies = _copies(toks, method_at, w)
+  if not copies:
     return []
-  copies = {}
+  sub = [([p], v) for p, v in copies.items()]
+  return [inv for clause in _header_clauses(toks, method_at, w, "requires")
+          if (inv := _substitute(src, clause, sub, "\0"))]
+
+
+def _copies(toks: list[Token], method_at: int, w: int) -> dict[str, str]:
+  """name -> the local copied from it before the loop (`var b := x;` gives x -> b)."""
+  copies: dict[str, str] = {}
+  if method_at < 0:
+    return copies
   for i in range(method_at + 1, w):
     if toks[i].text != ":=":
       continue
@@ -247,11 +257,7 @@ def _preconditions_on_copies(src: str, toks: list[Token], method_at: int, w: int
     if len(lhs) == len(rhs):
       copies.update({r[0].text: left[0].text for left, r in zip(lhs, rhs)
                      if len(r) == 1 and r[0].kind == "ident" and left and left[0].kind == "ident"})
-  if not copies:
-    return []
-  sub = [([p], v) for p, v in copies.items()]
-  return [inv for clause in _header_clauses(toks, method_at, w, "requires")
-          if (inv := _substitute(src, clause, sub, "\0"))]
+  return copies
 
 
 def _stmt_end(body: list[Token], j: int) -> int:
@@ -366,6 +372,14 @@ def _loop_clauses(src: str, toks: list[Token], w: int, b: int, types: dict[str, 
                   and not all(len(u) == 3 and u[0] == v and u[1] in "+-" and u[2].isdigit() for u in updates[v])]
   calls = _calls(ensures, functions)
   found += [f"{v} == {_text(src, call)}" for v in accumulators for call in calls]
+  # Tail-recursive form: what is accumulated, combined with the function of the working copies
+  # still to go, is the function of the inputs (`r * Pow(b, e) == Pow(x, y)`).
+  copies = {p: c for p, c in _copies(toks, method_at, w).items() if c in changed}
+  for v in accumulators:
+    ops = {u[1] for u in updates[v] if len(u) > 2 and u[0] == v and u[1] in ("+", "*")}
+    for call in calls:
+      rest = _substitute(src, call, [([p], c) for p, c in copies.items()], "\0") if copies else None
+      found += [f"{v} {o} {rest} == {_text(src, call)}" for o in sorted(ops) if rest]
   found += _from_postconditions(src, ensures, None, None, [])  # what the loop must establish may hold all along
   for x, op, rhs in comparisons:
     e = _text(src, rhs)
