@@ -38,7 +38,7 @@ def get_config(variant=None):
     h.log_every = 10
   h.outlier_factor = 10.0             # dropped at harvest (the <|endoftext|> rows, ~90x the median
   c.outlier_factor = 0.0              # norm), so the sweep reads the store as it is
-  c.groups = ("flop_matched", "width_matched", "auxk", "baselines")  # run order
+  c.groups = ("flop_matched", "width_matched", "baselines", "auxk")  # run order
   c.baselines = ("relu", "gated")     # dense L1 SAEs (TopK runs come from the groups above)
   c.train.model.encoder_grad = "sparse"  # TopK and Switch: gradient to the k chosen rows (same math)
   if "smoke" in words:                # switch_paper's smoke (synthetic, seconds) with curves
