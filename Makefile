@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 WORKDIR ?= runs/main
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup dafny run test test-slow test-multihost bench mips dafny-repro clean
+.PHONY: setup dafny run test test-slow test-multihost bench peer-venv test-peer bench-peer mips dafny-repro clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -64,6 +64,29 @@ bench: setup
 	$(PY) -m experiments.bench_sae_step --experts=1,2,4,8,16,32 --oracle_at=8 --dropless_at= --out=results/bench/sae_step.json
 	$(PY) -m experiments.bench_sae_step --experts=1,2,4,8,16,32 --oracle_at=8 --dropless_at= --malloc=default \
 	  --out=results/bench/sae_step_default_malloc.json
+
+# SAELens beside us: a second venv with CPU torch and sae-lens pinned, plus this project (-e .).
+# torch==2.13.0 is the CPU wheel these machines keep on disk; elsewhere pass
+# TORCH_INDEX='--index-url https://download.pytorch.org/whl/cpu' to get a CPU build.
+PEER_VENV ?= .venv-peer
+PEER_PY := $(PEER_VENV)/bin/python
+TORCH_INDEX ?=
+$(PEER_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(PEER_VENV)
+	$(PEER_PY) -m pip install -q --upgrade pip
+	$(PEER_PY) -m pip install -q torch==2.13.0 $(TORCH_INDEX)
+	$(PEER_PY) -m pip install -q -e '.[dev,peer]'
+	touch $@
+
+peer-venv: $(PEER_VENV)/.installed
+
+# Our SAELens export loaded by SAELens, and SAELens-trained SAEs imported into ours (tests/test_peer_saelens.py).
+test-peer: peer-venv
+	$(PEER_PY) -m pytest -m peer tests/test_peer_saelens.py
+
+# SAELens's TopK step, plain and sparse-decoder PyTorch TopK, and ours, interleaved in one process.
+bench-peer: peer-venv
+	$(PEER_PY) -m experiments.bench_peer --out=results/bench/peer.json
 
 mips: setup
 	$(PY) -m launch.mips --tasks=all --workdir=runs/mips
