@@ -487,6 +487,11 @@ def _mentions(text: str, names: set[str]) -> bool:
   return any(t.kind == "ident" and t.text in names and t.text not in binders for t in toks)
 
 
+def _needs_more(clause: str) -> bool:
+  """Whether a clause goes beyond plain bounds (applications, indexing, quantifiers, implications)."""
+  return any(c in clause for c in ("(", "[", "::", "==>", "<==>"))
+
+
 def loop_candidates(src: str) -> list[Candidate]:
   toks = code_tokens(src)
   types, contracts = _collection_types(toks), _contracts(toks)
@@ -509,6 +514,8 @@ def loop_candidates(src: str) -> list[Candidate]:
   out: list[Candidate] = []
   for start, end, clauses, _ in loops:
     outer = [c for s, e, cs, g in loops if s < start < e for c in g + cs if c.startswith("invariant")]
-    for clause in dict.fromkeys(clauses + outer):
+    # Bounds first: an invariant is checked well-formed assuming the ones before it (a function's
+    # precondition, an index in range), so the simple facts have to stand before what needs them.
+    for clause in sorted(dict.fromkeys(clauses + outer), key=_needs_more):
       out.append(Candidate(start, clause))
   return out
