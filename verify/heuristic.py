@@ -10,7 +10,8 @@ Under Dafny's default settings one round blames at most one false candidate per 
 check is assumed afterwards ("subsumption"), and an invariant false on entry assumed there makes
 the rest of the method vacuous. So, given the run's verifier, the search prunes with probe calls:
 the same Dafny, z3 and time limit with `/subsumption:0` and a high error limit, where one call
-names every candidate that fails. Probe answers are never judged; only the proposals the run
+names every candidate that fails (a probe that runs out of time hands the pruning back to the
+run's own verdicts). Probe answers are never judged; only the proposals the run
 verifies with its own settings are. Per task the verifier is called at most
 `probes` + --attempts times (plus attempt 0, the input, and the ground-truth check).
 """
@@ -84,19 +85,24 @@ class HeuristicBackend:
     # test_id -> (candidates in the last proposal, its line map, probes spent, quantified dropped)
     self._state: dict[str, tuple[list[Candidate], dict[int, Candidate], int, bool]] = {}
     self.probe_calls: dict[str, int] = {}  # test_id -> probe calls spent (for reports)
+    self._probing_off: set[str] = set()  # inputs whose probe ran out of time
 
   def _houdini(self, src: str, active: list[Candidate], spent: int,
                dropped: bool) -> tuple[list[Candidate] | None, int, bool]:
     """Prune with probe calls until no candidate is blamed, the program verifies or the probes
     run out; None when the program cannot even be read with the candidates in (no blame)."""
-    while active and self._probe is not None and spent < self._probes:
+    while active and self._probe is not None and spent < self._probes and src not in self._probing_off:
       program, lines = insert(src, active)
       res = self._probe.verify(program)
       spent += 1
       if res.status in ("verified", "vacuous"):
         break
-      feedback = "" if res.status == "timeout" else res.output
-      kept, dropped = _prune(active, lines, feedback, dropped)
+      if res.status == "timeout":
+        # Probes ask more of the solver (every failure, no assumed checks): when one runs out
+        # of time, prune with the run's own verdicts instead, one blame at a time.
+        self._probing_off.add(src)
+        return active, spent, dropped
+      kept, dropped = _prune(active, lines, res.output, dropped)
       if kept is None:
         if res.status in ("parse_error", "crash", "no_code"):
           return None, spent, dropped  # unreadable whatever we add: the official call would fail too
@@ -108,6 +114,7 @@ class HeuristicBackend:
     src = task.hints_removed
     if not history:
       active, spent, dropped = list(dict.fromkeys(loop_candidates(src))), 0, False
+      self._probing_off.discard(src)
     else:
       active, lines, spent, dropped = self._state.pop(task.test_id, ([], {}, 0, False))
       active, dropped = _prune(active, lines, history[-1].verifier_output, dropped)
