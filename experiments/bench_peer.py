@@ -98,21 +98,33 @@ def _torch_parts(d: int, width: int, k: int):
           "torch_sparse": lambda x: plain_step(x, True)}
 
 
+XLA_GEMM = ("XLA:CPU's built-in kernels (jaxlib bundles Eigen, oneDNN and YNNPACK; which one runs a "
+            "dot depends on the XLA version and the shape); no MKL or OpenBLAS")
+
+
+def _cpu_model() -> str:
+  try:
+    with open("/proc/cpuinfo", encoding="utf-8") as f:
+      return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+  except (OSError, StopIteration):
+    return platform.machine()
+
+
 def _info():
   import jax  # pylint: disable=import-outside-toplevel
   import torch  # pylint: disable=import-outside-toplevel
   import sae_lens  # pylint: disable=import-outside-toplevel
   config = torch.__config__.show()
   blas = [line.strip() for line in config.splitlines()
-          if any(w in line for w in ("BLAS_INFO", "LAPACK_INFO", "MKL", "oneDNN", "OpenMP", "CPU capability"))]
+          if any(w in line for w in ("MKL", "oneDNN", "OpenMP", "CPU capability"))
+          and "Build settings" not in line]
+  blas += [w.strip(" ,") for w in config.split() if w.startswith(("BLAS_INFO=", "LAPACK_INFO=", "USE_MKL"))]
   return {"torch": torch.__version__, "torch_threads": torch.get_num_threads(),
           "torch_blas": blas, "torch_config": config,
           "sae_lens": sae_lens.__version__, "jax": jax.__version__,
           "xla_backend": jax.default_backend(),
           "xla_platform_version": jax.devices()[0].client.platform_version,
-          "xla_gemm": "XLA:CPU's own dot emitter (Eigen contractions / its oneDNN and YNNPACK "
-                      "paths, by shape); no external BLAS",
-          "xla_flags": os.environ.get("XLA_FLAGS", ""), "cpu": platform.processor() or platform.machine(),
+          "xla_gemm": XLA_GEMM, "xla_flags": os.environ.get("XLA_FLAGS", ""), "cpu": _cpu_model(),
           "cpu_count": os.cpu_count(), "glibc_tunables": hostenv.describe()}
 
 
