@@ -27,6 +27,7 @@ extrapolates beyond the counts seen at L is for the longer-length checks to deci
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
 import numpy as np
 import sympy
@@ -172,32 +173,118 @@ def counter_program(counter: Counter, next_KA: np.ndarray, out_KO: np.ndarray,
   find_counter read them); None if g is not a function of c."""
   depth, _ = bfs_paths(next_KA, s0)
   reached = np.flatnonzero((depth > 0) & (depth <= length // 2))
-  p, n_in = counter.D_AP.shape[1], symbols_AI.shape[1]
-  s_names, x_names = state_names(p), input_names(n_in)
-  c0 = counter.c_KP[s0]
-  if np.any(c0 != 0):
+  if np.any(counter.c_KP[s0] != 0):
     return None
+  return _program(counter.D_AP, counter.guard, counter.c_KP[reached], out_KO[reached],
+                  symbols_AI, name, sr_candidates)
+
+
+def _program(D_AP: np.ndarray, guard, c_SP: np.ndarray, out_SO: np.ndarray,
+             symbols_AI: np.ndarray, name: str, sr_candidates: int) -> Program | None:
+  """c += D[x] (guarded), y = g(c), g fitted on the states' counts c_SP and outputs."""
+  p, n_in = D_AP.shape[1], symbols_AI.shape[1]
+  s_names, x_names = state_names(p), input_names(n_in)
   outputs = []
-  for o in range(out_KO.shape[1]):
+  for o in range(out_SO.shape[1]):
     try:
-      rule = fit_rule(counter.c_KP[reached], out_KO[reached, o], s_names,
-                      sr_candidates=sr_candidates)
+      rule = fit_rule(c_SP, out_SO[:, o], s_names, sr_candidates=sr_candidates)
     except UserError:  # two states with one count but different outputs: not this counter
       return None
     if rule.method == "table":  # a table over counts stops at the counts it has seen
-      rule = fit_argmax(counter.c_KP[reached], out_KO[reached, o], s_names) or rule
+      rule = fit_argmax(c_SP, out_SO[:, o], s_names) or rule
     outputs.append(rule)
   next_state = []
   for j in range(p):
-    step = fit_rule(symbols_AI, counter.D_AP[:, j], x_names, sr_candidates=sr_candidates)
+    step = fit_rule(symbols_AI, D_AP[:, j], x_names, sr_candidates=sr_candidates)
     if step.method != "LR":
-      step = _indicator_step(symbols_AI, counter.D_AP[:, j], x_names) or step
+      step = _indicator_step(symbols_AI, D_AP[:, j], x_names) or step
     lookup = step.render(f"STEP_S{j + 1}")
-    gate = "" if counter.guard is None else f" * ((s{j + 1} {counter.guard[0]} {counter.guard[1]}) * 1)"
+    gate = "" if guard is None else f" * ((s{j + 1} {guard[0]} {guard[1]}) * 1)"
     expr = f"s{j + 1} + ({lookup}){gate}" if step.expr != "0" else f"s{j + 1}"
     next_state.append(dataclasses.replace(step, template=expr, table_name=f"STEP_S{j + 1}"))
-  return Program(name, n_in, out_KO.shape[1], (0,) * p, tuple(next_state), tuple(outputs),
+  return Program(name, n_in, out_SO.shape[1], (0,) * p, tuple(next_state), tuple(outputs),
                  "state")
+
+
+MAX_HISTORIES = 3_500   # symbol histograms read by the behavioural search
+SUFFIXES = 1024         # continuations that tell two histograms apart: all when at most this
+SAMPLED_SUFFIXES = 256  # many, else this many drawn at random
+MAX_ORDER_SLIPS = 0.01  # outputs on which the orders of one histogram may disagree
+
+
+def _histograms(n_sym: int, depth: int) -> np.ndarray:
+  """(S, A): every count vector over n_sym symbols with sum <= depth, the empty one first."""
+  out = [()]
+  for _ in range(n_sym):
+    out = [h + (k,) for h in out for k in range(depth + 1 - sum(h))]
+  return np.array(sorted(out, key=sum), np.int64).reshape(-1, n_sym)
+
+
+def _states_after(net, symbols_AI: np.ndarray, words: list[np.ndarray]) -> np.ndarray:
+  """The network's state after each word (symbol indices; words of different lengths)."""
+  h = np.zeros((len(words), net.spec.hidden_max), np.float32)
+  for t in range(max(len(w) for w in words)):
+    live = np.array([len(w) > t for w in words])
+    sym = np.array([w[t] if len(w) > t else 0 for w in words])
+    h = np.where(live[:, None], net.step(h, symbols_AI[sym]), h)
+  return h
+
+
+def _signatures(net, symbols_AI: np.ndarray, h_SH: np.ndarray, suffixes_UT: np.ndarray
+                ) -> np.ndarray:
+  """(S, ...) the outputs of each state and of every step of every suffix after it."""
+  n_s, n_u = len(h_SH), len(suffixes_UT)
+  h = np.repeat(h_SH, n_u, axis=0)
+  outs = [net.output(h_SH).reshape(n_s, -1)]
+  for t in range(suffixes_UT.shape[1]):
+    h = net.step(h, symbols_AI[np.tile(suffixes_UT[:, t], n_s)])
+    outs.append(net.output(h).reshape(n_s, -1))
+  return np.concatenate(outs, axis=1)
+
+
+def behavioural_counter(net, symbols_AI: np.ndarray, length: int, *, seed: int = 0):
+  """Counters from which symbol histograms the network treats alike: (D_AP, c_SP, out_SO)
+  over the histograms of at most L/2 symbols, or None.
+
+  Each histogram is read in three orders (sorted, and two shuffles); a counting network gives
+  them the same outputs on every continuation of L/2 steps (within the trained length), else
+  it is not counting (up to MAX_ORDER_SLIPS of the outputs, which a vote settles). Histograms whose continuations agree are one state, so every counter
+  takes one value on them: the integer null space of their differences is D. Unlike the
+  merge radius of the state graph, this needs no distance between hidden states, so it
+  works where a tanh network packs large counts close together (Majority_0_3).
+  """
+  n_sym, half = len(symbols_AI), length // 2
+  hists_SA = _histograms(n_sym, half)
+  if len(hists_SA) > MAX_HISTORIES:
+    return None
+  rng = np.random.default_rng(seed)
+  if n_sym ** half <= SUFFIXES:
+    suffixes = np.array(list(itertools.product(range(n_sym), repeat=half)), np.int64)
+  else:
+    suffixes = rng.integers(0, n_sym, (SAMPLED_SUFFIXES, half))
+  sorted_words = [np.repeat(np.arange(n_sym), h) for h in hists_SA]
+  orders = [sorted_words] + [[rng.permutation(w) for w in sorted_words] for _ in range(2)]
+  sig = np.stack([_signatures(net, symbols_AI, _states_after(net, symbols_AI, words), suffixes)
+                  for words in orders])
+  # A vote over the three orders absorbs a near-exact network's rare slips; a network that
+  # is not counting disagrees with itself far more often than MAX_ORDER_SLIPS.
+  vote = np.where(sig[1] == sig[2], sig[1], sig[0])
+  if (sig != vote).any(axis=0).mean() > MAX_ORDER_SLIPS:
+    return None
+  sig = [vote]
+  _, cls = np.unique(sig[0], axis=0, return_inverse=True)
+  cls = cls.reshape(-1)
+  first = {}
+  rows = []
+  for s, c in enumerate(cls.tolist()):
+    if c in first:
+      rows.append(hists_SA[s] - hists_SA[first[c]])
+    else:
+      first[c] = s
+  D = integer_null_space(np.array(rows, np.int64).reshape(-1, n_sym), n_sym)
+  if D.shape[1] == 0 or D.shape[1] > MAX_DIMS:
+    return None
+  return D, hists_SA @ D, sig[0][:, :net.spec.n_out]
 
 
 def extract_counter(net, low: int, high: int, n_in: int, length: int, *,
@@ -222,4 +309,13 @@ def extract_counter(net, low: int, high: int, n_in: int, length: int, *,
           "counter", None, counter.D_AP.shape[1],
           {"radius": eps, "explored": len(next_KA), "D": counter.D_AP.T.tolist(),
            "guard": counter.guard}, program=program)
+  found = behavioural_counter(net, symbols, length)
+  if found is not None:
+    D, c_SP, out_SO = found
+    # The empty history's output is never emitted.
+    program = _program(D, None, c_SP[1:], out_SO[1:], symbols, name, sr_candidates)
+    if program is not None:
+      return autoencoder.Extraction("counter", None, D.shape[1],
+                                    {"histories": len(c_SP), "D": D.T.tolist(), "guard": None},
+                                    program=program)
   return None

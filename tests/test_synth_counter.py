@@ -154,3 +154,35 @@ def test_two_counters_with_an_argmax_output_on_majority_0_2(tmp_path):
   cert = certify.check_lengths(path, task, (2_000, 1_000, 500, 300), certify.TEST_SEED)
   assert cert.exact, cert.as_dict()
   assert codegen.program_lines(path) <= 7
+
+
+class _HandNet:
+  """A network stand-in over symbols 0..A-1 whose state is the vector of symbol counts (and
+  the last symbol), with output = the majority (ties low) or, if by_last, the last symbol."""
+
+  def __init__(self, n_sym: int, by_last: bool = False):
+    self.spec = type("Spec", (), {"hidden_max": n_sym + 1, "n_out": 1})()
+    self.n_sym, self.by_last = n_sym, by_last
+
+  def step(self, h, x):
+    h = np.array(h, np.float32)
+    h[np.arange(len(h)), x[:, 0]] += 1
+    h[:, -1] = x[:, 0]
+    return h
+
+  def output(self, h):
+    return (h[:, -1] if self.by_last else np.argmax(h[:, :-1], axis=1))[:, None].astype(np.int64)
+
+
+def test_behavioural_counter_on_majority_0_3(tmp_path):
+  task = tasks.get_task("Majority_0_3")
+  symbols = autoencoder.alphabet(task.low, task.high, 1)
+  D, c, out = counter.behavioural_counter(_HandNet(4), symbols, task.length)
+  # Three counters in which every difference of symbol counts lies (t itself is not kept).
+  assert D.shape == (4, 3) and not np.any(D.sum(axis=0))
+  program = counter._program(D, None, c[1:], out[1:], symbols, task.name, 20_000)
+  path = codegen.write_program(program, str(tmp_path / "Majority_0_3.py"))
+  cert = certify.check_lengths(path, task, (2_000, 1_000, 500, 300), certify.TEST_SEED)
+  assert cert.exact, cert.as_dict()
+  # A network whose output depends on the order of the symbols is not a counter.
+  assert counter.behavioural_counter(_HandNet(4, by_last=True), symbols, task.length) is None
