@@ -50,8 +50,8 @@ def is_linear(spec: rnn.NetSpec, arch: dict) -> bool:
 
 def markov_parameters(spec: rnn.NetSpec, params, arch, length: int) -> np.ndarray | None:
   """M_KOJ: the response at lag k of output o to a unit of input i (the last channel J-1 is the
-  constant), k < length, rounded; None if the network is not linear or a parameter is not
-  within ROUND_TOL of an integer."""
+  constant), k < length, rounded; None if the network is not linear or an input's parameter
+  is not within ROUND_TOL of an integer."""
   if not is_linear(spec, arch):
     return None
   n_in = spec.n_in
@@ -64,10 +64,12 @@ def markov_parameters(spec: rnn.NetSpec, params, arch, length: int) -> np.ndarra
   m_KOJ = np.zeros((length, spec.n_out, n_in + 1))
   for i in range(n_in):
     m_KOJ[:, :, i] = (y_BLO[1 + i] - base_LO) / amp
-  m_KOJ[:, :, n_in] = np.diff(base_LO, axis=0, prepend=0)
   rounded = np.round(m_KOJ)
-  if np.abs(m_KOJ - rounded).max() > ROUND_TOL:
+  if np.abs(m_KOJ[:, :, :n_in] - rounded[:, :, :n_in]).max() > ROUND_TOL:
     return None
+  # The constant's response is the network's own (decoded) answer to all-zero inputs: a
+  # network may carry an offset up to half a unit that rounding hides.
+  rounded[:, :, n_in] = np.diff(np.round(base_LO), axis=0, prepend=0)
   return rounded.astype(np.int64)
 
 
