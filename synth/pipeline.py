@@ -25,7 +25,7 @@ import numpy as np
 from stack import fileio
 from stack.errors import UserError
 from synth import (autoencoder, certify, codegen, counter, realise, search, simplify, tasks,
-                   train)
+                   train, vote)
 from synth.regress.choose import regress_machine
 
 
@@ -69,6 +69,9 @@ def _extractions(cand: search.Candidate, task: tasks.Task, x, y, cfg: PipelineCo
     yield lambda: autoencoder.extract_lattice(
         net, lo, hi, x[:cfg.extract_sequences], name=task.name,
         observer_KH=simplify.linear_observer(cand.params, cand.arch) if linear else None)
+    # The output as its own state, by a vote over the network's steps (all training
+    # sequences: each (state, input) key needs several visits).
+    yield lambda: vote.extract_voted(net, x, name=task.name, sr_candidates=cfg.sr_candidates)
     if n_symbols > cfg.fsm_max_symbols:
       return
   yield lambda: autoencoder.extract_fsm(net, lo, hi, task.length, x[:cfg.fsm_check_sequences],
