@@ -10,7 +10,9 @@ from verify import compare, data, scores
 from verify.runner import RunConfig, run
 from test_verify_fixtures import make_data_dir
 
-RESULTS = pathlib.Path(__file__).resolve().parent.parent / "results" / "dafnybench"
+_ROOT = pathlib.Path(__file__).resolve().parent.parent / "results"
+# The committed result sets: the 30-program sample (all nine runs) and all 782 programs.
+RESULT_SETS = [p for p in (_ROOT / "dafnybench", _ROOT / "dafnybench_all") if p.is_dir()]
 
 
 def test_take_in_and_rebuild_on_toy_runs(tmp_path):
@@ -60,14 +62,15 @@ def test_agreement_counts_only_comparable_rows():
   assert a["excluded"] == {"ground_truth_fails_here": 1, "output_of_another_task": 1, "input_verdicts_differ": 1}
 
 
-def _committed_runs() -> list[pathlib.Path]:
-  return sorted(p.parent for p in RESULTS.glob(f"*/{compare.RESULTS_GZ}"))
+def _committed_runs(results: pathlib.Path) -> list[pathlib.Path]:
+  return sorted(p.parent for p in results.glob(f"*/{compare.RESULTS_GZ}"))
 
 
-def test_committed_tables_rebuild_from_committed_results(tmp_path):
+@pytest.mark.parametrize("RESULTS", RESULT_SETS, ids=lambda p: p.name)
+def test_committed_tables_rebuild_from_committed_results(tmp_path, RESULTS):
   """Every committed table is what `verify.compare` makes of the committed results files."""
-  runs = _committed_runs()
-  assert runs, "results/dafnybench holds no results files"
+  runs = _committed_runs(RESULTS)
+  assert runs, f"{RESULTS} holds no results files"
   out = tmp_path / "out"
   for r in runs:
     (out / r.name).mkdir(parents=True)
@@ -82,8 +85,9 @@ def test_committed_tables_rebuild_from_committed_results(tmp_path):
   assert len(set(models)) == len(models)
 
 
-def test_readme_percentages_come_from_the_comparison():
-  """Each N.N% in results/dafnybench/README.md is a figure comparison.md or the spec's table holds."""
+@pytest.mark.parametrize("RESULTS", RESULT_SETS, ids=lambda p: p.name)
+def test_readme_percentages_come_from_the_comparison(RESULTS):
+  """Each N.N% in a result set's README.md is a figure its comparison.md holds."""
   readme = (RESULTS / "README.md").read_text()
   known = set(re.findall(r"\d+\.\d%", (RESULTS / "comparison.md").read_text()))
   missing = sorted(set(re.findall(r"\d+\.\d%", readme)) - known)
