@@ -1,0 +1,15 @@
+"""Parity_Bits_Mod2: a program synthesised by MIPS.
+
+Regression methods: s1 LR, y1 LR.
+State: s1, initially 1; outputs are read from the state after the step.
+"""
+
+
+def run(xs):
+    """Per-step outputs for the per-step inputs xs."""
+    s1 = 1
+    ys = []
+    for x1 in xs:
+        s1 = 1 - s1
+        ys.append(s1)
+    return ys

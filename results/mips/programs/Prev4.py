@@ -1,0 +1,16 @@
+"""Prev4: a program synthesised by MIPS.
+
+Regression methods: s1 LR, s2 LR, s3 LR, s4 LR, s5 LR, y1 LR.
+State: s1, s2, s3, s4, s5, initially 0, 0, 0, 0, 0; outputs are read from the state
+after the step.
+"""
+
+
+def run(xs):
+    """Per-step outputs for the per-step inputs xs."""
+    s1, s2, s3, s4, s5 = 0, 0, 0, 0, 0
+    ys = []
+    for x1 in xs:
+        s1, s2, s3, s4, s5 = s2, s3, s4, s5, x1
+        ys.append(s1)
+    return ys
