@@ -2,7 +2,7 @@
 real verifier, and never a look at the ground truth."""
 import pytest
 
-from verify import candidates, dafny, heuristic
+from verify import candidates, cheat, dafny, heuristic
 from verify.backends import Attempt
 from test_verify_fixtures import COUNT, TASK
 
@@ -216,3 +216,140 @@ def test_probe_calls_prune_every_false_candidate_at_once(verifier):
   out = verifier.verify(first.program)
   blamed = set(heuristic._ERROR_LINE_RE.findall(out.output))
   assert not out.verified and 1 <= len(blamed) < 3  # fewer than the probe's first call named
+
+
+def test_running_extremum_index_and_value():
+  src = """method MaxIndex(a: array<int>) returns (m: int, best: int)
+  requires a.Length > 0
+  ensures 0 <= m < a.Length && forall j :: 0 <= j < a.Length ==> a[m] >= a[j]
+{
+  m := 0;
+  best := a[0];
+  var i := 1;
+  while i < a.Length
+  {
+    if a[i] > a[m] { m := i; }
+    if a[i] > best { best := a[i]; }
+    i := i + 1;
+  }
+}
+"""
+  got = _clauses(src)
+  assert "invariant forall k :: 0 <= k < i ==> a[m] >= a[k]" in got  # the index kept is the max so far
+  assert {"invariant m < i", "invariant 0 <= m", "invariant m < a.Length"} <= set(got)
+  assert "invariant forall k :: 0 <= k < i ==> best >= a[k]" in got  # the value kept bounds the prefix
+  assert "invariant exists k :: 0 <= k < i && best == a[k]" in got  # and is one of its elements
+
+
+def test_two_sided_search_offsets_and_sorting():
+  src = """function Fib(n: nat): nat { if n < 2 then n else Fib(n - 2) + Fib(n - 1) }
+method Find(a: array<int>, key: int) returns (r: bool)
+  ensures r ==> exists j :: 0 <= j < a.Length && a[j] == key
+{
+  var lo, hi := 0, a.Length;
+  while lo < hi
+  {
+    var mid := (lo + hi) / 2;
+    if a[mid] < key { lo := mid + 1; }  assert lo <= hi;
+    else if key < a[mid] { hi := mid; }
+    else { return true; }
+  }
+  return false;
+}
+method F(n: nat) returns (x: nat)
+  ensures x == Fib(n)
+{
+  var i, y := 0, 1;
+  x := 0;
+  while i < n
+  {
+    x, y := y, x + y;
+    i := i + 1;
+  }
+}
+method Sort(a: array<int>)
+  modifies a
+  ensures forall p, q :: 0 <= p < q < a.Length ==> a[p] <= a[q]
+{
+  var n := 0;
+  while n < a.Length
+  {
+    var m, j := n, n;
+    while j < a.Length
+    {
+      if a[j] < a[m] { m := j; }
+      j := j + 1;
+    }
+    a[n], a[m] := a[m], a[n];
+    n := n + 1;
+  }
+}
+"""
+  got = _clauses(src)
+  assert {"invariant 0 <= lo", "invariant lo <= hi", "invariant hi <= a.Length"} <= set(got)
+  assert "invariant forall k :: 0 <= k < lo ==> a[k] < key" in got  # left of lo: below the key
+  assert "invariant forall k :: hi <= k < a.Length ==> a[k] > key" in got  # from hi on: above it
+  assert not any("assert" in c.split(" :: ")[-1] for c in got)  # no key swept from a statement
+  assert "invariant y == Fib((i + 1))" in got and "invariant x == Fib(i)" in got  # the pair, one apart
+  assert "invariant multiset(a[..]) == multiset(old(a[..]))" in got  # swaps keep the elements
+  assert "invariant forall p, q :: 0 <= p < n <= q < a.Length ==> a[p] <= a[q]" in got  # the partition
+  assert "invariant forall k :: n <= k < j ==> a[m] <= a[k]" in got  # the inner loop's minimum
+
+
+# The input lost `invariant forall i ::` and kept the line after it (49 DafnyBench inputs carry
+# such fragments): the heuristic completes it, and Houdini never drops what completes it.
+FRAGMENT = """method Search(a: array<int>, key: int) returns (found: bool)
+  ensures found ==> exists j :: 0 <= j < a.Length && a[j] == key
+  ensures !found ==> forall j :: 0 <= j < a.Length ==> a[j] != key
+{
+  var i := 0;
+  while i < a.Length
+        0 <= k < i ==> a[k] != key
+  {
+    if a[i] == key { return true; }
+    i := i + 1;
+  }
+  return false;
+}
+"""
+
+
+def test_fragment_left_in_a_loop_header_is_completed(verifier):
+  src = FRAGMENT
+  frags = candidates.fragment_candidates(src)
+  assert [c.clause for c in frags] == ["invariant forall k ::"] and frags[0].keep
+  assert src[frags[0].loop_offset:].startswith("0 <= k < i ==>")
+  task = _NoPeeking()
+  task.hints_removed = src
+  backend = heuristic.HeuristicBackend(verifier, probes=4)
+  proposal = backend.propose(task, [])
+  res = verifier.verify(proposal.program)
+  assert res.verified, res.output
+  truth = src.replace("        0 <= k", "        invariant forall k ::\n        0 <= k")
+  assert cheat.check_strict(proposal.program, src, truth).ok
+  assert not cheat.check_strict(proposal.program, src).ok  # the input alone keeps the fragment
+
+
+# Dafny's own guess, the parameters in order, fails: i grows. The first guess (bounded by |a|) is
+# wrong too; a termination error in the function blames it, and the next one goes in.
+RECURSIVE = """function Count(a: seq<int>, b: seq<int>, i: int): nat
+  requires 0 <= i <= |b|
+{
+  if i == |b| then 0 else (if b[i] > 0 then 1 else 0) + Count(a, b, i + 1)
+}
+"""
+
+
+def test_recursive_decreases_guesses_go_in_one_at_a_time(verifier):
+  got = [c.clause for c in candidates.recursion_candidates(RECURSIVE)]
+  assert got == ["decreases |a| - i", "decreases |b| - i"]
+  program, _ = heuristic.insert(RECURSIVE, candidates.recursion_candidates(RECURSIVE))
+  assert "|a| - i" in program and "|b| - i" not in program  # one alternative at a time
+  task = _NoPeeking()
+  task.hints_removed = RECURSIVE
+  backend = heuristic.HeuristicBackend(verifier, probes=4)
+  proposal = backend.propose(task, [])
+  res = verifier.verify(proposal.program)
+  assert res.verified, res.output
+  assert "decreases |b| - i" in proposal.program and "|a| - i" not in proposal.program
+  assert cheat.check_strict(proposal.program, RECURSIVE).ok

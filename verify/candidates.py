@@ -30,12 +30,18 @@ from verify.lexer import Token, code_tokens, ends_expression, matching_close
 _CMP = ("<", "<=", ">", ">=", "!=")
 _FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "!=": "!="}
 _CALLABLE = ("method", "lemma", "function", "predicate")
+_STATEMENT_WORDS = {"assert", "assume", "return", "var", "if", "while", "else", "print", "then"}
 
 
 @dataclasses.dataclass(frozen=True)
 class Candidate:
-  loop_offset: int   # where the loop body's opening brace is
+  loop_offset: int   # where the loop body's opening brace is (or the text it goes before)
   clause: str        # "invariant ..." or "decreases ..."
+  keep: bool = False  # completes a fragment the input was left with: never pruned
+  # Alternatives (a recursive callable's decreases guesses) share a group, the callable's body
+  # offset, and go in one at a time; span: the callable's text, where a termination error blames it.
+  group: int = -1
+  span: tuple[int, int] = (0, 0)
 
 
 def _split_top(toks: list[Token], sep: str) -> list[list[Token]]:
@@ -155,8 +161,10 @@ def _contracts(toks: list[Token]) -> dict[str, tuple[list[str], list[list[Token]
   return out
 
 
-def _guard(toks: list[Token], w: int, b: int) -> list[Token]:
+def _guard(toks: list[Token], w: int, b: int, src: str | None = None) -> list[Token]:
   end = next((j for j in range(w + 1, b) if toks[j].text in ("invariant", "decreases", "modifies")), b)
+  if src is not None:  # a fragment left in the header is no part of the guard
+    end = min([end] + [j for j, _ in _header_fragments(src, toks, w, b)])
   guard = toks[w + 1:end]
   if guard and guard[0].text == "(" and matching_close(toks, w + 1) == end - 1:
     guard = guard[1:-1]
@@ -345,7 +353,7 @@ def _results_set_after(src: str, toks: list[Token], close: int, ensures: list[li
 
 def _loop_clauses(src: str, toks: list[Token], w: int, b: int, types: dict[str, str],
                   contracts: dict, functions: set[str]) -> list[str]:
-  guard = _guard(toks, w, b)
+  guard = _guard(toks, w, b, src)
   body = toks[b:matching_close(toks, b) + 1]
   method_at = next((k for k in range(w, -1, -1) if toks[k].text in ("method", "lemma", "constructor")), -1)
   ensures = _header_clauses(toks, method_at, w, "ensures")
@@ -383,7 +391,7 @@ def _loop_clauses(src: str, toks: list[Token], w: int, b: int, types: dict[str, 
   found += _from_postconditions(src, ensures, None, None, [])  # what the loop must establish may hold all along
   for x, op, rhs in comparisons:
     e = _text(src, rhs)
-    init = _initial_value(src, toks, x, w, max(method_at, 0))
+    init = _start_value(src, toks, x, w, max(method_at, 0))
     if op == "!=" and _steps_down(body, x):
       op = ">"  # counting down to its bound: read as `x > e`, the common case
       found.append(f"decreases {x} - {e}")
@@ -401,6 +409,13 @@ def _loop_clauses(src: str, toks: list[Token], w: int, b: int, types: dict[str, 
       if several:
         found.append(f"decreases {x} - {e}" if op == ">" else f"decreases {x} + 1 - {e}")
     found += _from_postconditions(src, ensures, x, op, rhs)
+    k = _fresh(toks)
+    if op in ("<", "<=", "!="):
+      found += _extremum(src, toks, w, method_at, body, x, init, e, types, k)
+      found += _sorting(src, toks, body, x, ensures, modifies, types)
+      found += _offsets(src, ensures, changed - {x}, x, op, rhs)
+    if len(rhs) == 1 and rhs[0].text in changed and op in ("<", "<="):
+      found += _two_sided(src, body, x, op, rhs[0].text, types, k, ensures)
     if op in ("<", "<=", "!="):
       # The rest of the guard held at every index passed so far (a linear search's `a[i] != key`).
       for conj in _conjuncts(guard):
@@ -508,7 +523,7 @@ def loop_candidates(src: str) -> list[Candidate]:
     if b >= len(toks):
       continue
     # What an enclosing loop knows inside its body: its guard, and its own candidates.
-    guard = [f"invariant {_text(src, c)}" for c in _conjuncts(_guard(toks, w, b)) if c]
+    guard = [f"invariant {_text(src, c)}" for c in _conjuncts(_guard(toks, w, b, src)) if c]
     loops.append((toks[b].start, toks[matching_close(toks, b)].end,
                   _loop_clauses(src, toks, w, b, types, contracts, functions), guard))
   out: list[Candidate] = []
@@ -518,4 +533,319 @@ def loop_candidates(src: str) -> list[Candidate]:
     # precondition, an index in range), so the simple facts have to stand before what needs them.
     for clause in sorted(dict.fromkeys(clauses + outer), key=_needs_more):
       out.append(Candidate(start, clause))
+  return out
+
+
+# ---- Families over the loop's shape (extremum trackers, two-sided searches, sorting passes) ----
+
+def _start_value(src: str, toks: list[Token], var: str, before: int, lo: int) -> str | None:
+  """What var holds on entry: its last `var := E` before the loop, parallel assignments too
+  (`var lo, hi := 0, a.Length;` starts lo at 0 and hi at a.Length)."""
+  single = _initial_value(src, toks, var, before, lo)
+  for i in range(before - 1, lo, -1):
+    if toks[i].text != ":=":
+      continue
+    start = next((j for j in range(i - 1, lo - 1, -1) if toks[j].text in (";", "{", "}", "var")), lo)
+    lhs = [[t.text for t in p] for p in _split_top(toks[start + 1:i], ",")]
+    if [var] not in lhs:
+      continue
+    end = next((j for j in range(i + 1, before) if toks[j].text == ";"), None)
+    rhs = _split_top(toks[i + 1:end], ",") if end else []
+    if len(lhs) == len(rhs) and len(lhs) > 1:
+      return _text(src, rhs[lhs.index([var])])
+    return single
+  return single
+
+
+def _fresh(toks: list[Token], base: str = "k") -> str:
+  names = {t.text for t in toks}
+  return next(n for n in [base, base + "'", base + "0", "k_1", "k_2"] if n not in names)
+
+
+def _length(a: str, types: dict[str, str]) -> list[str]:
+  kind = types.get(a)
+  return ([f"{a}.Length"] if kind != "seq" else []) + ([f"|{a}|"] if kind != "array" else [])
+
+
+def _in_branches(body: list[Token]) -> list[tuple[int, int]]:
+  """(start, end) token ranges of the blocks of each `if` inside the loop body."""
+  out = []
+  for i, t in enumerate(body):
+    if t.text in ("if", "else"):
+      j = next((j for j in range(i + 1, len(body)) if body[j].text == "{" and ends_expression(body[j - 1])), None)
+      if j is not None:
+        out.append((j, matching_close(body, j)))
+  return out
+
+
+def _extremum(src: str, toks: list[Token], w: int, method_at: int, body: list[Token], x: str,
+              init: str | None, bound: str, types: dict[str, str], k: str) -> list[str]:
+  """A running maximum/minimum the body keeps under an `if` (`if a[i] > m { m := a[i]; }` or
+  `if a[i] < a[mi] { mi := i; }`): it bounds every element passed and is one of them."""
+  found = []
+  lows = [lo for lo in dict.fromkeys([init, "0"]) if lo is not None]
+  for s, e in _in_branches(body):
+    for j in range(s + 1, e - 2):
+      v = body[j].text
+      if body[j].kind != "ident" or body[j + 1].text != ":=" or body[j - 1].text not in (";", "{", "}") or v == x:
+        continue
+      end = _stmt_end(body, j + 2)
+      value = [t.text for t in body[j + 2:end]]
+      start_v = _start_value(src, toks, v, w, max(method_at, 0))
+      if value == [x]:  # index of the extremum
+        arrays = sorted({body[q - 1].text for q in range(1, len(body) - 2) if body[q].text == "["
+                         and body[q + 1].text == x and body[q + 2].text == "]" and body[q - 1].kind == "ident"})
+        for a in arrays:
+          for lo in dict.fromkeys(lows + ([start_v] if start_v else [])):
+            found += [f"forall {k} :: {lo} <= {k} < {x} ==> {a}[{v}] {op} {a}[{k}]" for op in (">=", "<=")]
+            found += [f"{lo} <= {v}"]
+          found += [f"{v} < {x}", f"{v} <= {x}", f"0 <= {v}", f"{v} < {bound}"] + [f"{v} < {n}" for n in _length(a, types)]
+      elif len(value) == 4 and value[1:] == ["[", x, "]"]:  # the extreme value itself
+        a = value[0]
+        for lo in lows:
+          found += [f"forall {k} :: {lo} <= {k} < {x} ==> {v} {op} {a}[{k}]" for op in (">=", "<=")]
+          found += [f"exists {k} :: {lo} <= {k} < {x} && {v} == {a}[{k}]"]
+        found += [f"exists {k} :: 0 <= {k} < {n} && {v} == {a}[{k}]" for n in _length(a, types)]
+  return found
+
+
+def _two_sided(src: str, body: list[Token], lo: str, op: str, hi: str, types: dict[str, str], k: str,
+               ensures: list[list[Token]]) -> list[str]:
+  """A search closing in from both ends (`while lo < hi`, binary search): bounds, and what every
+  element left of lo and right of hi is known to be, read off the body's comparisons with an
+  element (`a[mid] < key`) and off the postconditions' quantified facts."""
+  arrays = sorted({body[q - 1].text for q in range(1, len(body)) if body[q].text == "["
+                   and body[q - 1].kind == "ident" and body[q - 1].text in types})
+  found = [f"0 <= {lo}", f"{lo} <= {hi}", f"{lo} <= {hi} + 1", f"-1 <= {hi}", f"0 <= {hi}"]
+  preds: list[tuple[str, str, str]] = []  # (array, comparison, key) with the element on the left
+  for q in range(1, len(body) - 3):
+    a = body[q - 1].text
+    if body[q].text != "[" or a not in arrays:
+      continue
+    close = matching_close(body, q)
+    if close + 1 < len(body) and body[close + 1].text in ("<", "<=", ">", ">=", "==", "!="):
+      end = next((j for j in range(close + 2, len(body)) if body[j].text in ("{", ")", "&&", "||", ";", "then")), None)
+      if end and end > close + 2:
+        preds.append((a, body[close + 1].text, _text(src, body[close + 2:end])))
+    if q >= 3 and body[q - 2].text in ("<", "<=", ">", ">=", "==", "!="):
+      left_end = q - 2
+      start = next((j for j in range(left_end - 1, -1, -1) if body[j].text in ("if", "(", "&&", "||", "while", ";", "{")), None)
+      if start is not None and left_end - start >= 2:
+        preds.append((a, _FLIP.get(body[q - 2].text, body[q - 2].text), _text(src, body[start + 1:left_end])))
+  # A key is a plain expression: no statement keyword swept in from a neighbouring statement.
+  preds = [p for p in preds if not _mentions(p[2], _STATEMENT_WORDS) and ":=" not in p[2]]
+  for a in arrays:
+    for n in _length(a, types):
+      found += [f"{hi} <= {n}", f"{hi} < {n}", f"{lo} <= {n}"]
+      for pa, _, key in dict.fromkeys(preds):
+        if pa != a:
+          continue
+        found += [f"forall {k} :: 0 <= {k} < {lo} ==> {a}[{k}] {c} {key}" for c in ("<", "<=", "!=")]
+        for upper in (f"{hi} <= {k}", f"{hi} < {k}"):
+          found += [f"forall {k} :: {upper} < {n} ==> {a}[{k}] {c} {key}" for c in (">", ">=", "!=")]
+      # The postconditions' `forall j :: 0 <= j < N ==> P`, restated outside [lo, hi).
+      for clause in ensures:
+        for part in [clause] + [_conclusion(clause)]:
+          texts = [t.text for t in part]
+          if len(texts) > 8 and texts[0] == "forall" and texts[2] == "::":
+            j = texts[1]
+            rest = _text(src, part[3:])
+            if rest.startswith(f"0 <= {j} < {n} ==>"):
+              p = rest[len(f"0 <= {j} < {n} ==>"):].strip()
+              found.append(f"forall {j} :: 0 <= {j} < {n} && !({lo} <= {j} < {hi}) ==> {p}")
+              found.append(f"forall {j} :: 0 <= {j} < {n} && !({lo} <= {j} <= {hi}) ==> {p}")
+  return found
+
+
+def _sorting(src: str, toks: list[Token], body: list[Token], x: str, ensures: list[list[Token]],
+             modifies: set[str], types: dict[str, str]) -> list[str]:
+  """A pass that permutes an array (swaps): its multiset stays, and for a sortedness postcondition
+  `forall i, j :: 0 <= i < j < N ==> P` the part before x is below the rest (`i < x <= j`)."""
+  found = []
+  assigned = _assigned(body)
+  for a in sorted(modifies & assigned):
+    if types.get(a) == "array":
+      found += [f"multiset({a}[..]) == multiset(old({a}[..]))"]
+  for clause in ensures:
+    t = [tok.text for tok in clause]
+    if len(t) > 12 and t[0] == "forall" and t[2] == "," and t[4] == "::" and t[6:10] == ["<=", t[1], "<", t[3]] \
+        and t[10] == "<":
+      i, j = t[1], t[3]
+      after = next((q for q in range(11, len(t)) if t[q] == "==>"), None)
+      if after:
+        n, p = _text(src, clause[11:after]), _text(src, clause[after + 1:])
+        found.append(f"forall {i}, {j} :: {t[5]} <= {i} < {x} <= {j} < {n} ==> {p}")
+  return found
+
+
+def _offsets(src: str, ensures: list[list[Token]], changed: set[str], x: str, op: str,
+             rhs: list[Token]) -> list[str]:
+  """`r == F(n)` restated about each other variable the loop changes, at x and its neighbours: a
+  pair stepped together (`r, b := b, r + b`) keeps `r == Fib(i)` and `b == Fib(i + 1)`."""
+  found = []
+  for clause in ensures:
+    if len(clause) < 4 or clause[0].kind != "ident" or clause[1].text != "==" or "(" not in [t.text for t in clause]:
+      continue
+    r = clause[0].text
+    for v in sorted(changed - {r}):  # r itself at x: what the postconditions give already
+      for sub in _bound_subs(x, op, rhs):
+        for d in ("", " + 1", " + 2", " - 1"):
+          new = [(o, f"({n}{d})" if d else n) for o, n in sub] + ([([r], v)] if v != r else [])
+          inv = _substitute(src, clause, new, x)
+          if inv and x in [t.text for t in code_tokens(inv)]:
+            found.append(inv)
+  return found
+
+
+_CLAUSE_STARTS = ("invariant", "decreases", "modifies", "reads", "{")
+_OPEN_ENDS = ("::", "&&", "||", "==>", "<==>", "<==", "(", "[", ",", "+", "-", "*", "/", "%", "<", "<=", ">",
+              ">=", "==", "!=", "in", "!in", "!", "|", ":")
+_CONTINUED_BY = ("else", "then", "==>", "<==>", "&&", "||", ")", "]", "+", "-", "*", "==", "<", "<=", ">", ">=")
+_NOT_NAMES = {"forall", "exists", "old", "multiset", "set", "seq", "map", "int", "nat", "bool", "real", "char",
+              "string", "true", "false", "null", "in", "then", "else", "if", "Length", "fresh", "var", "this"}
+
+
+def _header_fragments(src: str, toks: list[Token], w: int, b: int) -> list[tuple[int, list[Token]]]:
+  """(token index, tokens) of each piece of an expression left alone between a loop's guard and
+  its body, where the input lost the start of a clause (`invariant forall i ::` removed, its
+  next line `0 <= i < n ==> a[i] != key` kept): a line that starts no clause after a complete one."""
+  out: list[tuple[int, list[Token]]] = []
+  line_of = lambda j: src.count("\n", 0, toks[j].start)
+  cur: list[Token] | None = None
+  depth, prev_open = 0, True  # the guard continues onto its next line only when it ends open
+  j = w + 1
+  while j < b:
+    t = toks[j]
+    first_on_line = line_of(j) != line_of(j - 1)
+    if first_on_line and depth == 0 and not prev_open and t.text not in _CONTINUED_BY:
+      if t.text in _CLAUSE_STARTS:
+        cur = None
+      else:
+        cur = []
+        out.append((j, cur))
+    if cur is not None:
+      cur.append(t)
+    depth += t.text in ("(", "[", "{")
+    depth -= t.text in (")", "]", "}")
+    last_on_line = j + 1 >= len(toks) or line_of(j + 1) != line_of(j)
+    if last_on_line:
+      prev_open = t.text in _OPEN_ENDS or depth > 0
+    j += 1
+  return out
+
+
+def fragment_candidates(src: str) -> list[Candidate]:
+  """`invariant` (with a `forall` over the names the fragment uses but nothing declares) before
+  each loop-header fragment: the input's own text made a clause again, kept through pruning."""
+  return [c for _, c in _fragments(src)]
+
+
+def program_candidates(src: str) -> list[Candidate]:
+  """Every candidate for the program: the fragments' completions, and each loop's candidates.
+  Where a loop header holds a fragment, the loop's plain bounds go before it (an invariant is
+  checked well-formed assuming only those above it, and the fragment may index by them)."""
+  frags, loops = _fragments(src), loop_candidates(src)
+  first: dict[int, int] = {}
+  for body, c in frags:
+    first.setdefault(body, c.loop_offset)
+  moved = [c for c in loops if c.loop_offset in first and not _needs_more(c.clause)]
+  rest = [c for c in loops if c not in moved]
+  return ([Candidate(first[c.loop_offset], c.clause) for c in moved] + [c for _, c in frags] + rest
+          + recursion_candidates(src))
+
+
+_INTS = ("int", "nat")
+_COLLECTIONS = ("seq", "array", "string")
+
+
+def recursion_candidates(src: str) -> list[Candidate]:
+  """`decreases` guesses for each recursive function, predicate, method or lemma that has none:
+  a parameter that grows towards a bound (`f(s, i + 1)`: `|s| - i`; `f(a, lo, mid)`: `hi - lo`),
+  or one that shrinks when it is not the first (Dafny's guess is the parameters in order).
+  They go in one at a time (verify.heuristic), in this order, until one proves termination."""
+  toks = code_tokens(src)
+  out: list[Candidate] = []
+  for k, tok in enumerate(toks[:-3]):
+    if tok.text not in _CALLABLE or (k and toks[k - 1].text == "function"):
+      continue
+    n = k + 1 + (toks[k + 1].text == "method")
+    while n < len(toks) and toks[n].text == "{":  # attributes
+      n = matching_close(toks, n) + 1
+    if n + 1 >= len(toks) or toks[n].kind != "ident":
+      continue
+    name = toks[n].text
+    p = n + 1
+    if p < len(toks) and toks[p].text == "<":  # type parameters
+      p = next((j for j in range(p, len(toks)) if toks[j].text == ">"), len(toks)) + 1
+    if p >= len(toks) or toks[p].text != "(":
+      continue
+    close = matching_close(toks, p)
+    params: list[tuple[str, str]] = []  # (name, type's first word)
+    for part in _split_top(toks[p + 1:close], ","):
+      texts = [t.text for t in part if t.text not in ("ghost", "new", "nameonly")]
+      if len(texts) >= 3 and texts[1] == ":":
+        params.append((texts[0], texts[2]))
+    b = close + 1
+    while b < len(toks) and not (toks[b].text == "{" and (ends_expression(toks[b - 1]) or toks[b - 1].text == ";")
+                                 and not (b + 1 < len(toks) and toks[b + 1].text == ":")):
+      if toks[b].text in ("decreases",) or toks[b].text in _CALLABLE or toks[b].text in ("}",):
+        break
+      b = matching_close(toks, b) + 1 if toks[b].text in ("(", "[") else b + 1
+    if b >= len(toks) or toks[b].text != "{":
+      continue
+    end = matching_close(toks, b)
+    calls = [q for q in range(b + 1, end) if toks[q].text == name and toks[q + 1].text == "("
+             and toks[q - 1].text != "."]
+    if not calls:
+      continue
+    names = [x for x, _ in params]
+    ints = [x for x, t in params if t in _INTS]
+    guesses: list[str] = []
+    for q in calls:
+      args = [[t.text for t in a] for a in _split_top(toks[q + 2:matching_close(toks, q + 1)], ",")]
+      if len(args) != len(params):
+        continue
+      passed = dict(zip(names, args))
+      for x in ints:
+        arg = passed[x]
+        if arg[:2] == [x, "+"]:  # grows: bounded by a collection's size or an unchanged parameter
+          for c, t in params:
+            if t in _COLLECTIONS:
+              guesses.append(f"{c}.Length - {x}" if t == "array" else f"|{c}| - {x}")
+          guesses += [f"{y} - {x}" for y in ints if y != x and passed[y] == [y]]
+        elif arg != [x]:
+          for y in ints:  # a range [x, y] whose ends move towards each other
+            if y != x and (passed[y] == [y]) != (arg == [x]):
+              guesses += [f"{y} - {x}", f"{y} - {x} + 1"] if names.index(y) > names.index(x) else []
+      # Any other parameter the call changes, when it is not the first (Dafny's own guess).
+      guesses += [x for x in names[1:] if passed[x] != [x] and x not in ints] + \
+                 [x for x in ints if passed[x][:2] in ([x, "-"], [x, "/"]) and names.index(x) > 0]
+    for g in dict.fromkeys(guesses):
+      out.append(Candidate(toks[b].start, f"decreases {g}", group=toks[b].start,
+                           span=(toks[k].start, toks[end].end)))
+  return out
+
+
+def _fragments(src: str) -> list[tuple[int, Candidate]]:
+  """(offset of the loop body, completion) per loop-header fragment."""
+  toks = code_tokens(src)
+  declared = {toks[j - 1].text for j in range(1, len(toks)) if toks[j].text == ":" and toks[j - 1].kind == "ident"}
+  declared |= {toks[j + 1].text for j in range(len(toks) - 1) if toks[j].text in ("var",) + _CALLABLE}
+  declared |= {toks[j - 1].text for j in range(1, len(toks)) if toks[j].text == ":=" and toks[j - 1].kind == "ident"}
+  declared |= {toks[j + 1].text for j in range(len(toks) - 1) if toks[j].text in ("datatype", "class", "method", "lemma", "const")}
+  out = []
+  for w, tok in enumerate(toks):
+    if tok.text != "while":
+      continue
+    b = w + 1
+    while b < len(toks) and not (toks[b].text == "{" and ends_expression(toks[b - 1])
+                                 and b + 1 < len(toks) and toks[b + 1].text != ":" and b > w + 1):
+      b = matching_close(toks, b) + 1 if toks[b].text in ("(", "[") else b + 1
+    for j, frag in _header_fragments(src, toks, w, b):
+      binders = _binders([t.text for t in frag])
+      free = list(dict.fromkeys(t.text for t in frag if t.kind == "ident" and t.text not in declared
+                                and t.text not in binders and t.text not in _NOT_NAMES))
+      free = [v for v in free if not any(v == frag[q + 1].text and frag[q].text == "." for q in range(len(frag) - 1))]
+      lead = "" if frag[0].text in ("forall", "exists") or not free else f"forall {', '.join(free)} :: "
+      out.append((toks[b].start, Candidate(toks[j].start, f"invariant {lead}".rstrip(), keep=True)))
   return out

@@ -20,11 +20,12 @@ import re
 from typing import Sequence
 
 from verify.backends import Attempt, Proposal
-from verify.candidates import Candidate, loop_candidates
+from verify.candidates import Candidate, program_candidates
 from verify.dafny import Dafny
 from verify.data import Task
 
 _ERROR_LINE_RE = re.compile(r"\((\d+),\d+\): Error")
+_TERMINATION_RE = re.compile(r"\((\d+),\d+\): Error[^:\n]*: (?:cannot prove termination|decreases expression)")
 _QUANTIFIED = re.compile(r"\b(forall|exists)\b")
 PROBES = 6  # default probe calls per task
 
@@ -44,7 +45,19 @@ def probe_verifier(dafny: Dafny) -> Dafny:
 
 
 def insert(src: str, cands: Sequence[Candidate]) -> tuple[str, dict[int, Candidate]]:
-  """The program with the candidates put before their loop bodies, and line -> candidate."""
+  """The program with the candidates put before their loop bodies, and line -> candidate.
+
+  Of the alternatives in a group (a recursive callable's decreases guesses) only the first goes
+  in; each line of its callable's text maps, negated, to it, for the termination errors there.
+  """
+  firsts: set[int] = set()
+  chosen = []
+  for c in cands:
+    if c.group < 0 or c.group not in firsts:
+      chosen.append(c)
+      firsts.add(c.group)
+  cands = chosen
+  added: list[tuple[int, int]] = []  # (source offset, lines inserted there)
   pieces, lines, pos = [], {}, 0
   line = 1
   for off in sorted({c.loop_offset for c in cands}):
@@ -58,8 +71,17 @@ def insert(src: str, cands: Sequence[Candidate]) -> tuple[str, dict[int, Candida
       lines[line] = c
     pieces.append("\n" + indent[:-2])
     line += 1
+    added.append((off, sum(c.loop_offset == off for c in cands) + 1))
     pos = off
   pieces.append(src[pos:])
+
+  def program_line(offset: int) -> int:
+    return src.count("\n", 0, offset) + 1 + sum(n for off, n in added if off <= offset)
+
+  for c in cands:
+    if c.group >= 0:
+      for n in range(program_line(c.span[0]), program_line(c.span[1]) + 1):
+        lines.setdefault(-n, c)
   return "".join(pieces), lines
 
 
@@ -67,9 +89,11 @@ def _prune(active: list[Candidate], lines: dict[int, Candidate], feedback: str |
            dropped_quantified: bool) -> tuple[list[Candidate] | None, bool]:
   """The candidates left after one verifier answer, or None when it blames none of them."""
   if feedback == "":  # time-out: no blame to go on, so try without the quantified candidates
-    kept = [c for c in active if not _QUANTIFIED.search(c.clause)]
+    kept = [c for c in active if c.keep or not _QUANTIFIED.search(c.clause)]
     return (kept, True) if len(kept) < len(active) and not dropped_quantified else (None, dropped_quantified)
-  blamed = {lines[int(n)] for n in _ERROR_LINE_RE.findall(feedback or "") if int(n) in lines}
+  blamed = {lines[int(n)] for n in _ERROR_LINE_RE.findall(feedback or "") if int(n) in lines and not lines[int(n)].keep}
+  # A termination error inside a callable blames the decreases guess it was given.
+  blamed |= {lines[-int(n)] for n in _TERMINATION_RE.findall(feedback or "") if -int(n) in lines}
   # Nothing blamed: what still fails is not about our candidates, so there is nothing to drop.
   return ([c for c in active if c not in blamed] if blamed else None), dropped_quantified
 
@@ -113,7 +137,7 @@ class HeuristicBackend:
   def propose(self, task: Task, history: Sequence[Attempt]) -> Proposal | None:
     src = task.hints_removed
     if not history:
-      active, spent, dropped = list(dict.fromkeys(loop_candidates(src))), 0, False
+      active, spent, dropped = list(dict.fromkeys(program_candidates(src))), 0, False
       self._probing_off.discard(src)
     else:
       active, lines, spent, dropped = self._state.pop(task.test_id, ([], {}, 0, False))
