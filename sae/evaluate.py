@@ -18,7 +18,7 @@ import numpy as np
 from sae import models, train
 from sae.activations import harvest as harvest_lib
 from sae.config import TrainConfig
-from sae.store_filter import run_stores
+from sae.store_filter import heldout_harvest, run_stores
 from stack import checkpoint
 from stack.errors import UserError
 from stack.fileio import atomic_path
@@ -30,12 +30,7 @@ if TYPE_CHECKING:
 def heldout_rows(cfg: SweepConfig, workdir: str) -> np.ndarray:
   """(eval_rows, d) float32 activations no run trained on, in the training store's units."""
   if cfg.train.data.source == "store" and cfg.heldout_tokens:
-    from sae.activations.store import ActivationSource, ActivationStore  # pylint: disable=import-outside-toplevel
-    train_dir, heldout_dir = run_stores(cfg, workdir)
-    # Each store is normalised by its own first batch; put held-out rows in training units.
-    ratio = ActivationStore(train_dir).scale / ActivationStore(heldout_dir).scale
-    src = ActivationSource(heldout_dir, min(cfg.eval_rows, ActivationStore(heldout_dir).n_tokens), 0)
-    return next(src.batches(0)) * np.float32(ratio)
+    return store_rows(*run_stores(cfg, workdir), cfg.eval_rows)
   src = train.make_source(cfg.train.data, train.EVAL_SEED_OFFSET)
   rows, stream = [], src.batches(0)
   while sum(len(r) for r in rows) < cfg.eval_rows:
@@ -43,13 +38,23 @@ def heldout_rows(cfg: SweepConfig, workdir: str) -> np.ndarray:
   return np.concatenate(rows)[:cfg.eval_rows]
 
 
-def restore(run: TrainConfig, run_dir: str):
-  """(model, params, aux) of a finished run, from its last checkpoint."""
+def store_rows(train_dir: str, heldout_dir: str, n: int) -> np.ndarray:
+  """(n, d) float32 shuffled rows of a held-out store (fewer if it is smaller), in the training
+  store's units: each store is normalised by its own first batch."""
+  from sae.activations.store import ActivationSource, ActivationStore  # pylint: disable=import-outside-toplevel
+  heldout = ActivationStore(heldout_dir)
+  ratio = ActivationStore(train_dir).scale / heldout.scale
+  src = ActivationSource(heldout_dir, min(n, heldout.n_tokens), 0)
+  return next(src.batches(0)) * np.float32(ratio)
+
+
+def restore(run: TrainConfig, run_dir: str, step: int | None = None):
+  """(model, params, aux) of a finished run, from its checkpoint at `step` (default the last)."""
   source = train.make_source(run.data)
   s = train.setup(run, source, next(source.batches(0)))
   ckpt = checkpoint.Checkpointer(run_dir, async_save=False)
   try:
-    state, _, _ = ckpt.restore(s.abstract_state)
+    state, _, _ = ckpt.restore(s.abstract_state, step)
   finally:
     ckpt.close()
   return s.model, state.params, state.aux
@@ -88,8 +93,9 @@ class Splicer:
     from sae.activations import text  # pylint: disable=import-outside-toplevel
     self.model, params, tok = harvest_lib.load_model(cfg.harvest.model)
     self.params = jax.tree.map(jnp.asarray, params)
-    h = cfg.harvest
-    batches = text.context_batches(tok, h.sources, "heldout", h.ctx_len, cfg.splice_contexts)
+    h = heldout_harvest(cfg)
+    batches = text.context_batches(tok, h.sources, "heldout", h.ctx_len, cfg.splice_contexts,
+                                   mix=h.mix)
     self.tokens = next(batches, None)
     if self.tokens is None:
       raise UserError(f"the held-out text holds fewer than {cfg.splice_contexts} contexts of "

@@ -77,6 +77,12 @@ def filter_store(src: str, dst: str, factor: float, reference: str | None = None
   return meta
 
 
+def heldout_harvest(cfg: SweepConfig) -> harvest_lib.HarvestConfig:
+  """The held-out store's harvest: the training harvest's settings on held-out text."""
+  return dataclasses.replace(cfg.harvest, split="heldout", max_tokens=cfg.heldout_tokens,
+                             mix=cfg.heldout_mix or cfg.harvest.mix)
+
+
 def prepare_data(cfg: SweepConfig, workdir: str) -> SweepConfig:
   """Harvests the train and held-out stores if missing (resumable), filters their outliers;
   points the runs at the result."""
@@ -85,8 +91,7 @@ def prepare_data(cfg: SweepConfig, workdir: str) -> SweepConfig:
   raw_train, raw_heldout = raw_stores(cfg, workdir)
   harvest_lib.harvest(cfg.harvest, raw_train)
   if cfg.heldout_tokens:
-    harvest_lib.harvest(dataclasses.replace(cfg.harvest, split="heldout",
-                                            max_tokens=cfg.heldout_tokens), raw_heldout)
+    harvest_lib.harvest(heldout_harvest(cfg), raw_heldout)
   train_dir, heldout_dir = run_stores(cfg, workdir)
   if cfg.outlier_factor:
     filter_store(raw_train, train_dir, cfg.outlier_factor)

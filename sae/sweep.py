@@ -44,6 +44,9 @@ class SweepConfig:
   harvest: harvest_lib.HarvestConfig = dataclasses.field(default_factory=harvest_lib.HarvestConfig)
   data_dir: str = ""                    # stores <data_dir>/train and /heldout; '' = <workdir>/acts
   heldout_tokens: int = 8192            # held-out text harvested for evaluation (0: no store)
+  heldout_mix: str = ""                 # order of the held-out text (documents | tokens, see
+  #                                       sae.activations.text): the held-out store's and the
+  #                                       spliced contexts'; '' = harvest.mix
   eval_rows: int = 4096                 # held-out activation rows for MSE / FVU / L0
   outlier_factor: float = 10.0          # rows with norm > factor x median are dropped before
   #                                       training and passed through unchanged when spliced

@@ -176,3 +176,27 @@ def test_manifest_records_corpus_and_tokens_per_source(tiny_gpt2, tmp_path):
   corpus = manifest["identity"]["corpus"]
   assert corpus["pystdlib"] == text.fingerprint("pystdlib")
   assert set(corpus) == {"bible", "pystdlib"}
+
+
+def test_token_mix_is_in_the_identity_and_old_manifests_read_as_documents(tiny_gpt2, tmp_path):
+  sources = ("bible", "pystdlib")
+  mixed = harvest.harvest(_cfg(tiny_gpt2, sources=sources, mix="tokens"), str(tmp_path / "t"))
+  assert mixed["identity"]["mix"] == "tokens"
+  assert mixed["counts"]["tokens_bible"] > 0 and mixed["counts"]["tokens_pystdlib"] > 0
+  first, _ = _all_rows(tmp_path / "t")
+  tok = hf_loader.load(tiny_gpt2)[2]
+  want = next(text.context_batches(tok, sources, "train", 16, 4, mix="tokens"))
+  np.testing.assert_array_equal(first["tokens"][:60], want[:, 1:].reshape(-1))
+  # A store written before the mix was recorded: its manifest has no 'mix'.
+  old = tmp_path / "old"
+  harvest.harvest(_cfg(tiny_gpt2, sources=sources, mix="documents"), str(old))
+  manifest = json.loads((old / "manifest.json").read_text())
+  del manifest["identity"]["mix"]
+  (old / "manifest.json").write_text(json.dumps(manifest))
+  again = harvest.harvest(_cfg(tiny_gpt2, sources=sources, mix="documents"), str(old))
+  assert again["n_tokens"] == manifest["n_tokens"]
+  with pytest.raises(UserError, match=r"\(mix differ\)"):
+    harvest.harvest(_cfg(tiny_gpt2, sources=sources, mix="tokens"), str(old))
+  # One source: both orders are the same stream, recorded as 'documents'.
+  single = harvest.harvest(_cfg(tiny_gpt2, max_tokens=64, mix="tokens"), str(tmp_path / "one"))
+  assert single["identity"]["mix"] == "documents"

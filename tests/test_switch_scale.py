@@ -203,3 +203,40 @@ def test_auxk_branches_match_an_oracle_and_sparse_grads_match_dense(kind, aux_k)
     total += np.sum((res[b] - e_hat) ** 2)
   assert results["dense"][0] == pytest.approx(total / 16, rel=1e-4)
   assert results["sparse"][0] == pytest.approx(total / 16, rel=1e-4)
+
+
+def test_reeval_restores_curve_points_and_reproduces_the_sweeps_metrics(tmp_path):
+  from experiments import switch_scale_reeval as reeval  # pylint: disable=import-outside-toplevel
+  from sae import evaluate  # pylint: disable=import-outside-toplevel
+  cfg = to_dataclass(load_config(os.path.join(ROOT, "experiments/switch_scale.py:smoke")),
+                     sweep_lib.SweepConfig)
+  cfg = dataclasses.replace(cfg, groups=("flop_matched",), flop_matched_experts=(2,))
+  workdir = str(tmp_path / "w")
+  sweep = sweep_lib.run_sweep(cfg, workdir)
+  cfg = reeval.sweep_config(workdir)  # the config as sweep.json recorded it
+  assert cfg.heldout_mix == "tokens" and cfg.train.num_steps == 24
+  x_ND = evaluate.heldout_rows(cfg, workdir)
+  runs = reeval.reevaluate(cfg, workdir, x_ND, curve_tokens=1024, old_x_ND=x_ND)
+  assert [r["name"] for r in runs] == [r["name"] for r in sweep["runs"]]
+  for run, done in zip(runs, sweep["runs"]):
+    assert [p["step"] for p in run["points"]] == [8, 24] and not run["missing_steps"]
+    end = run["points"][-1]
+    # The end on the sweep's own held-out rows is the sweep's result; the dead fraction is the
+    # checkpoint's, as the sweep's.
+    assert end["mse"] == pytest.approx(done["mse"], rel=1e-5)
+    assert end["l0"] == pytest.approx(done["l0"], rel=1e-5)
+    assert end["dead_fraction"] == pytest.approx(done["dead_fraction"], abs=1e-6)
+    assert run["old_recomputed"] == pytest.approx(done["mse"], rel=1e-5)
+    assert run["old"]["end"]["mse"] == done["mse"] and "step_8" in run["old"]
+  # The step-8 checkpoint on the curve's rows is the curve's point at step 8.
+  early = reeval.reevaluate(cfg, workdir, x_ND[:cfg.curve_rows], curve_tokens=1024)
+  for run, done in zip(early, sweep["runs"]):
+    point = next(p for p in done["curve"] if p["step"] == 8)
+    assert run["points"][0]["mse"] == pytest.approx(point["mse"], rel=1e-5)
+  ratios = reeval.flop_matched_ratios(runs)
+  assert [r["kind"] for r in runs] == ["topk", "switch"] and len(ratios) == 1
+  assert ratios[0]["name"] == runs[1]["name"] and ratios[0]["balanced_step_24"] == pytest.approx(
+      runs[1]["points"][-1]["mse"] / runs[0]["points"][-1]["mse"])
+  report = {"heldout": {"rows": 1, "tokens": {"a": 1}}, "old_heldout": {"tokens": {"a": 1}},
+            "runs": runs, "flop_matched_ratios": ratios}
+  assert "| switch_" in reeval.table(report)

