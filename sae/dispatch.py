@@ -27,7 +27,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from sae.sparse import scan_unroll, selected_pre, sparse_decode
+from sae.sparse import row_dots, selected_pre, sparse_decode
 
 
 class Route(NamedTuple):
@@ -273,18 +273,14 @@ def _expert_decode_bwd(res, g_NCD):
   w_MD = w_dec_NFD.reshape(num_experts * width, -1)
   g_SD = g_NCD.reshape(num_experts * cap, -1)
 
-  def body(_, indices_S):
-    return None, jnp.sum(g_SD * w_MD.at[indices_S].get(mode="promise_in_bounds"), axis=-1)
-
   with jax.named_scope("decode_bwd"):
-    _, g_values_KS = jax.lax.scan(body, None, _flat_slots(local_NCK, width).T,
-                                  unroll=scan_unroll(k))
+    g_values_SK = row_dots(g_SD, _flat_slots(local_NCK, width), w_MD)
     n_NCK = jnp.broadcast_to(jnp.arange(num_experts)[:, None, None], local_NCK.shape)
     c_NCK = jnp.broadcast_to(jnp.arange(cap)[None, :, None], local_NCK.shape)
     z_NCF = jnp.zeros((num_experts, cap, width), values_NCK.dtype).at[
         n_NCK, c_NCK, local_NCK].add(values_NCK)
     g_w_NFD = jnp.einsum("NCF,NCD->NFD", z_NCF, g_NCD.astype(z_NCF.dtype))
-  return (g_values_KS.T.reshape(values_NCK.shape).astype(values_NCK.dtype), None,
+  return (g_values_SK.reshape(values_NCK.shape).astype(values_NCK.dtype), None,
           g_w_NFD.astype(w_dec_NFD.dtype))
 
 

@@ -107,6 +107,17 @@ def test_sparse_decoder_equals_dense_decoder_with_duplicate_indices():
   np.testing.assert_array_equal(grads(sparse.sparse_decode)[1][unused], 0.0)
 
 
+@pytest.mark.parametrize("k", [5, 6, 16])   # chunks of 1, 2 and 8 slots
+def test_row_dots_equal_per_slot_dot_products(k):
+  rng = np.random.default_rng(k)
+  w = rng.normal(size=(40, 12)).astype(np.float32)
+  idx = rng.integers(0, 40, size=(9, k)).astype(np.int32)
+  g = rng.normal(size=(9, 12)).astype(np.float32)
+  expected = np.einsum("BD,BKD->BK", g, w[idx])
+  np.testing.assert_allclose(sparse.row_dots(jnp.asarray(g), jnp.asarray(idx), jnp.asarray(w)),
+                             expected, rtol=1e-5, atol=1e-5)
+
+
 def test_expert_decoder_equals_per_expert_dense_product():
   """expert_decode (row gathers forward, per-expert matmul for dW) against z_NCF @ w_dec[n]."""
   rng = np.random.default_rng(1)
