@@ -3,7 +3,7 @@
 The networks are those the search's first round trains (synth/search.py: every hidden size x
 ReLU on/off x seed of the config, on the task's training split as synth/pipeline.py draws it),
 with nothing after the training: this is the step a pod scales, thousands of networks at once,
-sharded over the population's "model" mesh axis (synth/train.py).
+sharded over the population's "seeds" mesh axis (synth/train.py).
 
     python -m launch.mips --train_only --tasks=Parity_All --workdir=runs/pop \\
         --config=experiments/mips.py:smoke --set=search.seeds=4

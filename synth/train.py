@@ -3,7 +3,7 @@
 All models share one NetSpec (built at hidden_max units) and differ in their `arch` (hidden
 mask, ReLU gate, data scales) and initial weights. The summed loss gives each model its own
 gradient, and Adam is elementwise, so the M models train exactly as if alone (no global-norm
-clip: it would couple them). The state is born sharded over a "model" mesh axis (every leaf's
+clip: it would couple them). The state is born sharded over a "seeds" mesh axis (every leaf's
 leading M axis split across devices, POPULATION_RULES), so a pod trains thousands of networks
 in one step; the step is stack.step.make_train_step, and the stacked arch rides in
 TrainState.aux, so one compiled step serves every task of the same shape. The loop stops as
@@ -17,7 +17,7 @@ resumes from its last checkpoint and ends with the parameters an uninterrupted r
 A model whose loss turns NaN/Inf is dropped from the population; all of them at once stops the
 run (stack.loop.NonFiniteError).
 
-Several processes (a pod, launch/local_cluster.sh): the "model" axis spans devices of every
+Several processes (a pod, launch/local_cluster.sh): the "seeds" axis spans devices of every
 process, each process holding its share of the models; batches and keys are the same on every
 process, evaluations are gathered, and the stop decisions (exactness, the safety stop) are taken
 from values every process shares, so all of them leave the loop at the same step.
@@ -48,9 +48,9 @@ from stack.metrics import MetricWriter
 from stack.optim import OptimConfig, make_optimizer
 from synth import rnn
 
-# Every per-model leaf (params, Adam moments, arch: all (M, ...)) is split over "model" on its
+# Every per-model leaf (params, Adam moments, arch: all (M, ...)) is split over "seeds" on its
 # leading axis; scalars (step and schedule counts) are replicated (rank 0 keeps no axis).
-POPULATION_RULES = ((r".", P("model")),)
+POPULATION_RULES = ((r".", P("seeds")),)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,7 +97,7 @@ def weight_l1(params: Any) -> jax.Array:
 
 @functools.lru_cache(maxsize=None)
 def population_mesh(n_models: int):
-  """A "model" axis over the most devices that divide the population evenly, the same number
+  """A "seeds" axis over the most devices that divide the population evenly, the same number
   from every process (one process: its first devices)."""
   procs = jax.process_count()
   per = max((d for d in range(1, jax.local_device_count() + 1) if n_models % (d * procs) == 0),
@@ -108,7 +108,7 @@ def population_mesh(n_models: int):
                     f"{jax.device_count()} devices)")
   devices = [d for p in range(procs)
              for d in [d for d in jax.devices() if d.process_index == p][:per]]
-  return mesh_lib.make_mesh({"model": per * procs}, devices=devices)
+  return mesh_lib.make_mesh({"seeds": per * procs}, devices=devices)
 
 
 def _host(tree: Any) -> Any:

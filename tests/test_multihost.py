@@ -5,7 +5,7 @@ on every host of a pod (jax.distributed over a coordinator, gloo collectives); e
 its own slice of an activation store. Checked against a single process fed the same global
 batches (process 0's share, then process 1's) on 8 devices with the same mesh.
 
-The MIPS population trainer (launch.mips --train_only) is checked the same way over its "model"
+The MIPS population trainer (launch.mips --train_only) is checked the same way over its "seeds"
 axis: 8 RNNs, one per device, against the same population trained by one process on one device.
 """
 
@@ -185,7 +185,7 @@ def test_one_process_dying_stops_the_other_with_one_line(store, tmp_path):
   assert not any("Traceback" in l or "Fatal Python error" in l for l in survivor)
 
 
-# --- The MIPS population over the "model" axis --------------------------------------------------
+# --- The MIPS population over the "seeds" axis --------------------------------------------------
 
 TASK = "Parity_All"
 

@@ -1,4 +1,4 @@
-"""The RNN population trainer on the shared stack: state sharded over a "model" mesh axis,
+"""The RNN population trainer on the shared stack: state sharded over a "seeds" mesh axis,
 checkpoints and metrics.jsonl per evaluation, resume to the same parameters; and a MIPS task
 killed with SIGKILL mid-search finishes, when rerun, with the program an uninterrupted run
 writes."""
@@ -32,7 +32,7 @@ def _parity_population(tmp_path, cfg, workdir):
 
 def test_population_is_sharded_over_the_model_axis():
   mesh = train.population_mesh(4)
-  assert mesh.axis_names == ("model",) and mesh.devices.size == min(4, len(jax.devices()))
+  assert mesh.axis_names == ("seeds",) and mesh.devices.size == min(4, len(jax.devices()))
   assert train.population_mesh(6).devices.size in (1, 2, 3, 6)
 
 
