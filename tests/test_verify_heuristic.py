@@ -2,7 +2,7 @@
 real verifier, and never a look at the ground truth."""
 import pytest
 
-from verify import candidates, cheat, dafny, heuristic
+from verify import candidates, cheat, dafny, heuristic, program_candidates
 from verify.backends import Attempt
 from test_verify_fixtures import COUNT, TASK
 
@@ -316,7 +316,7 @@ FRAGMENT = """method Search(a: array<int>, key: int) returns (found: bool)
 
 def test_fragment_left_in_a_loop_header_is_completed(verifier):
   src = FRAGMENT
-  frags = candidates.fragment_candidates(src)
+  frags = program_candidates.fragment_candidates(src)
   assert [c.clause for c in frags] == ["invariant forall k ::"] and frags[0].keep
   assert src[frags[0].loop_offset:].startswith("0 <= k < i ==>")
   task = _NoPeeking()
@@ -341,9 +341,9 @@ RECURSIVE = """function Count(a: seq<int>, b: seq<int>, i: int): nat
 
 
 def test_recursive_decreases_guesses_go_in_one_at_a_time(verifier):
-  got = [c.clause for c in candidates.recursion_candidates(RECURSIVE)]
+  got = [c.clause for c in program_candidates.recursion_candidates(RECURSIVE)]
   assert got == ["decreases |a| - i", "decreases |b| - i"]
-  program, _ = heuristic.insert(RECURSIVE, candidates.recursion_candidates(RECURSIVE))
+  program, _ = heuristic.insert(RECURSIVE, program_candidates.recursion_candidates(RECURSIVE))
   assert "|a| - i" in program and "|b| - i" not in program  # one alternative at a time
   task = _NoPeeking()
   task.hints_removed = RECURSIVE
@@ -353,3 +353,86 @@ def test_recursive_decreases_guesses_go_in_one_at_a_time(verifier):
   assert res.verified, res.output
   assert "decreases |b| - i" in proposal.program and "|a| - i" not in proposal.program
   assert cheat.check_strict(proposal.program, RECURSIVE).ok
+
+
+def test_writes_at_indices_moving_with_the_loop():
+  src = """method Reverse(a: array<int>)
+  modifies a
+  ensures forall j :: 0 <= j < a.Length ==> a[j] == old(a[a.Length - 1 - j])
+{
+  var i := 0;
+  while i < a.Length / 2
+  {
+    var t := a[i];
+    a[i] := a[a.Length - 1 - i];
+    a[a.Length - 1 - i] := t;
+    i := i + 1;
+  }
+}
+method Shift(a: array<int>) returns (c: array<int>)
+  requires a.Length > 0
+  ensures c[..] == a[1..]
+{
+  c := new int[a.Length - 1];
+  var i := 1;
+  while i < a.Length
+  {
+    c[i - 1] := a[i];
+    i := i + 1;
+  }
+}
+"""
+  got = _clauses(src)
+  assert "invariant forall k :: 0 <= k < i ==> a[k] == old(a[a.Length - 1 - k])" in got
+  assert "invariant forall k :: 0 <= k < i ==> a[a.Length - 1 - k] == old(a[k])" in got  # through t
+  assert "invariant forall k :: i <= k <= a.Length - 1 - i ==> a[k] == old(a[k])" in got  # not reached
+  assert "invariant forall k :: 1 <= k < i ==> c[k - 1] == a[k]" in got  # a copy one place down
+
+
+def test_early_exits_and_flags_over_the_indices_passed():
+  src = """method Pal(s: array<char>) returns (ok: bool, seen: bool)
+  ensures ok ==> forall j :: 0 <= j < s.Length / 2 ==> s[j] == s[s.Length - 1 - j]
+{
+  var i := 0;
+  seen := false;
+  while i < s.Length / 2
+  {
+    if s[i] == 'x' { seen := true; }
+    if s[i] != s[s.Length - 1 - i] { return false, seen; }
+    i := i + 1;
+  }
+  return true, seen;
+}
+"""
+  got = _clauses(src)
+  assert "invariant forall k :: 0 <= k < i ==> s[k] == s[s.Length - 1 - k]" in got  # no exit yet
+  assert "invariant seen <==> exists k :: 0 <= k < i && s[k] == 'x'" in got  # the flag's meaning
+
+
+def test_what_an_earlier_loop_leaves_carries_into_the_next():
+  src = """method Barrier(v: array<int>, p: int) returns (b: bool)
+  requires 0 <= p < v.Length
+  ensures b == forall k, l :: 0 <= k <= p < l < v.Length ==> v[k] < v[l]
+{
+  var i := 1;
+  var max := 0;
+  while i <= p
+  {
+    if v[i] > v[max] { max := i; }
+    i := i + 1;
+  }
+  while i < v.Length && v[i] > v[max]
+  {
+    i := i + 1;
+  }
+  b := i == v.Length;
+}
+"""
+  second = src.index("{\n    i := i + 1;\n  }\n  b :=")
+  got = [c.clause for c in candidates.loop_candidates(src) if c.loop_offset == second]
+  assert "invariant p + 1 <= i" in got  # i starts where the first loop left it
+  assert "invariant forall k :: p + 1 <= k < i ==> v[k] > v[max]" in got
+  # The first loop's facts with i at its last value (k is the postcondition's, so k' is bound);
+  # max is not changed by the second loop.
+  assert "invariant forall k' :: 0 <= k' < (p + 1) ==> v[max] >= v[k']" in got
+  assert "invariant max <= (p + 1)" in got

@@ -17,9 +17,23 @@ Per `while` loop, from:
 - values set before the loop that the body keeps (`n == a.Length`);
 - the contracts of what the body calls: a callee's `requires`, with its parameters replaced by
   the call's arguments, must hold at every call;
-- an enclosing loop's guard and candidates (an inner loop forgets what its outer loop knew).
+- an enclosing loop's guard and candidates (an inner loop forgets what its outer loop knew);
+- a running extremum kept under an `if` (`m := i` or `m := a[i]`): it bounds the prefix and is
+  one of its elements; a search closing in from both ends (`while lo < hi`): bounds, and what
+  the elements left of lo and right of hi are, from the body's comparisons with an element;
+- a pass that swaps array elements keeps their multiset, and a sortedness postcondition
+  `forall i, j :: 0 <= i < j < N ==> P` gives the partition `0 <= i < x <= j < N`;
+- variables stepped together (`a, b := b, a + b`) as the postcondition's function at x, x + 1,
+  x + 2 and x - 1 (`b == Fib(i + 1)`);
+- writes at an index moving with x (`c[i - 1] := a[i]`, a reversal's mirrored swap, through a
+  temporary): their values over the indices passed, and the untouched middle;
+- an `if` that leaves the loop did not fire at the indices passed; one that sets a flag ties the
+  flag to an `exists` over them.
 Names the body declares are out of scope at the loop head, and a quantifier's own variables are
 never substituted.
+
+Candidates beyond loops (fragments of stripped clauses, recursive callables' decreases) are in
+verify.program_candidates.
 Many are false; the verifier drops them (verify.heuristic). The ground truth is never read.
 """
 import dataclasses
@@ -416,6 +430,9 @@ def _loop_clauses(src: str, toks: list[Token], w: int, b: int, types: dict[str, 
       found += _offsets(src, ensures, changed - {x}, x, op, rhs)
     if len(rhs) == 1 and rhs[0].text in changed and op in ("<", "<="):
       found += _two_sided(src, body, x, op, rhs[0].text, types, k, ensures)
+    if op in ("<", "<=", "!=") and init is not None:
+      found += _writes(src, body, x, init, k, written)
+      found += _exits(src, body, x, init, k)
     if op in ("<", "<=", "!="):
       # The rest of the guard held at every index passed so far (a linear search's `a[i] != key`).
       for conj in _conjuncts(guard):
@@ -493,6 +510,21 @@ def _loop_clauses(src: str, toks: list[Token], w: int, b: int, types: dict[str, 
   return [c if c.startswith("decreases") else f"invariant {c}" for c in found]
 
 
+def _exit_facts(src: str, toks: list[Token], w: int, b: int, clauses: list[str]) -> list[str]:
+  """What a loop's candidates say once it is done: each as it stands, and with the loop variable
+  at its last value (`x < e` ends at e, `x <= e` at e + 1), and the guard's negation."""
+  facts = [c.removeprefix("invariant ") for c in clauses if c.startswith("invariant")]
+  guard = _guard(toks, w, b, src)
+  out = list(facts)
+  if guard:
+    out.append(f"!({_text(src, guard)})")
+  for x, op, rhs in _comparisons(guard):
+    if op in ("<", "<=") and x in _assigned(toks[b:matching_close(toks, b) + 1]):
+      last = _text(src, rhs) if op == "<" else f"{_text(src, rhs)} + 1"
+      out += [r for c in facts if _mentions(c, {x}) and (r := _replace_name(c, x, f"({last})")) != c]
+  return out
+
+
 def _mentions(text: str, names: set[str]) -> bool:
   """Whether text uses one of names free (not as a quantifier's own variable)."""
   if not names:
@@ -513,6 +545,7 @@ def loop_candidates(src: str) -> list[Candidate]:
   functions = {toks[k + 1 + (toks[k + 1].text == "method")].text for k in range(len(toks) - 2)
                if toks[k].text == "function"}
   loops: list[tuple[int, int, list[str], list[str]]] = []  # (body start, body end, clauses, guard)
+  after: list[tuple[int, set[str], list[str]]] = []  # (method keyword, changed, facts at exit)
   for w, tok in enumerate(toks):
     if tok.text != "while":
       continue
@@ -524,8 +557,16 @@ def loop_candidates(src: str) -> list[Candidate]:
       continue
     # What an enclosing loop knows inside its body: its guard, and its own candidates.
     guard = [f"invariant {_text(src, c)}" for c in _conjuncts(_guard(toks, w, b, src)) if c]
-    loops.append((toks[b].start, toks[matching_close(toks, b)].end,
-                  _loop_clauses(src, toks, w, b, types, contracts, functions), guard))
+    clauses = _loop_clauses(src, toks, w, b, types, contracts, functions)
+    close = matching_close(toks, b)
+    method_at = next((k for k in range(w, -1, -1) if toks[k].text in ("method", "lemma", "constructor")), -1)
+    changed = _assigned(toks[b:close + 1])
+    # What an earlier loop of the same method left true, where this one changes none of it.
+    earlier = [c for m, ch, facts in after if m == method_at and b > 0 for c in facts
+               if not _mentions(c, changed) or c.startswith("decreases")]
+    clauses += [f"invariant {c}" for c in dict.fromkeys(earlier) if not c.startswith("decreases")]
+    after.append((method_at, changed, _exit_facts(src, toks, w, b, clauses)))
+    loops.append((toks[b].start, toks[close].end, clauses, guard))
   out: list[Candidate] = []
   for start, end, clauses, _ in loops:
     outer = [c for s, e, cs, g in loops if s < start < e for c in g + cs if c.startswith("invariant")]
@@ -541,6 +582,9 @@ def loop_candidates(src: str) -> list[Candidate]:
 def _start_value(src: str, toks: list[Token], var: str, before: int, lo: int) -> str | None:
   """What var holds on entry: its last `var := E` before the loop, parallel assignments too
   (`var lo, hi := 0, a.Length;` starts lo at 0 and hi at a.Length)."""
+  exit_value = _left_by_earlier_loop(src, toks, var, before, lo)
+  if exit_value is not None:
+    return exit_value
   single = _initial_value(src, toks, var, before, lo)
   for i in range(before - 1, lo, -1):
     if toks[i].text != ":=":
@@ -555,6 +599,40 @@ def _start_value(src: str, toks: list[Token], var: str, before: int, lo: int) ->
       return _text(src, rhs[lhs.index([var])])
     return single
   return single
+
+
+def _left_by_earlier_loop(src: str, toks: list[Token], var: str, before: int, lo: int) -> str | None:
+  """The value an earlier loop of the same block left var at (`while i <= p { ... i := i + 1; }`
+  leaves i at p + 1), when no statement between them sets var; None otherwise."""
+  j = before - 1
+  while j > lo:
+    t = toks[j].text
+    if t == "{":
+      return None  # the start of the enclosing block
+    if t == var and j + 1 < len(toks) and toks[j + 1].text == ":=":
+      return None
+    if t != "}":
+      j -= 1
+      continue
+    depth, o = 0, j
+    while o > lo:
+      depth += (toks[o].text == "}") - (toks[o].text == "{")
+      if depth == 0:
+        break
+      o -= 1
+    w = next((q for q in range(o - 1, lo, -1) if toks[q].text in ("while", ";", "{", "}")), lo)
+    if toks[w].text == "while":
+      if var not in _assigned(toks[o:j + 1]):
+        j = w - 1
+        continue
+      for x, op, rhs in _comparisons(_guard(toks, w, o, src)):
+        if x == var and op in ("<", "<="):
+          return _text(src, rhs) if op == "<" else f"{_text(src, rhs)} + 1"
+      return None
+    if var in _assigned(toks[o:j + 1]):
+      return None
+    j = o - 1
+  return None
 
 
 def _fresh(toks: list[Token], base: str = "k") -> str:
@@ -701,8 +779,6 @@ _CLAUSE_STARTS = ("invariant", "decreases", "modifies", "reads", "{")
 _OPEN_ENDS = ("::", "&&", "||", "==>", "<==>", "<==", "(", "[", ",", "+", "-", "*", "/", "%", "<", "<=", ">",
               ">=", "==", "!=", "in", "!in", "!", "|", ":")
 _CONTINUED_BY = ("else", "then", "==>", "<==>", "&&", "||", ")", "]", "+", "-", "*", "==", "<", "<=", ">", ">=")
-_NOT_NAMES = {"forall", "exists", "old", "multiset", "set", "seq", "map", "int", "nat", "bool", "real", "char",
-              "string", "true", "false", "null", "in", "then", "else", "if", "Length", "fresh", "var", "this"}
 
 
 def _header_fragments(src: str, toks: list[Token], w: int, b: int) -> list[tuple[int, list[Token]]]:
@@ -734,118 +810,90 @@ def _header_fragments(src: str, toks: list[Token], w: int, b: int) -> list[tuple
   return out
 
 
-def fragment_candidates(src: str) -> list[Candidate]:
-  """`invariant` (with a `forall` over the names the fragment uses but nothing declares) before
-  each loop-header fragment: the input's own text made a clause again, kept through pruning."""
-  return [c for _, c in _fragments(src)]
+def _replace_name(text: str, name: str, new: str) -> str:
+  toks = code_tokens(text)
+  return _substitute(text, toks, [([name], new)], "\0") or text if toks else text
 
 
-def program_candidates(src: str) -> list[Candidate]:
-  """Every candidate for the program: the fragments' completions, and each loop's candidates.
-  Where a loop header holds a fragment, the loop's plain bounds go before it (an invariant is
-  checked well-formed assuming only those above it, and the fragment may index by them)."""
-  frags, loops = _fragments(src), loop_candidates(src)
-  first: dict[int, int] = {}
-  for body, c in frags:
-    first.setdefault(body, c.loop_offset)
-  moved = [c for c in loops if c.loop_offset in first and not _needs_more(c.clause)]
-  rest = [c for c in loops if c not in moved]
-  return ([Candidate(first[c.loop_offset], c.clause) for c in moved] + [c for _, c in frags] + rest
-          + recursion_candidates(src))
-
-
-_INTS = ("int", "nat")
-_COLLECTIONS = ("seq", "array", "string")
-
-
-def recursion_candidates(src: str) -> list[Candidate]:
-  """`decreases` guesses for each recursive function, predicate, method or lemma that has none:
-  a parameter that grows towards a bound (`f(s, i + 1)`: `|s| - i`; `f(a, lo, mid)`: `hi - lo`),
-  or one that shrinks when it is not the first (Dafny's guess is the parameters in order).
-  They go in one at a time (verify.heuristic), in this order, until one proves termination."""
-  toks = code_tokens(src)
-  out: list[Candidate] = []
-  for k, tok in enumerate(toks[:-3]):
-    if tok.text not in _CALLABLE or (k and toks[k - 1].text == "function"):
+def _writes(src: str, body: list[Token], x: str, init: str, k: str, written: set[str]) -> list[str]:
+  """What the body writes at an index moving with x (`c[i - 1] := a[i]`, a reversal's
+  `a[i], a[n - 1 - i] := a[n - 1 - i], a[i]`, a swap through a temporary), for the indices passed:
+  `forall k :: init <= k < x ==> c[k - 1] == a[k]`, elements it reads from a written array as on
+  entry (`old(...)`), and the stretch between x and a mirrored index untouched so far."""
+  temps: dict[str, str] = {}  # local := element, read before the writes
+  found: list[str] = []
+  for j in range(1, len(body) - 1):
+    if body[j].text != ":=":
       continue
-    n = k + 1 + (toks[k + 1].text == "method")
-    while n < len(toks) and toks[n].text == "{":  # attributes
-      n = matching_close(toks, n) + 1
-    if n + 1 >= len(toks) or toks[n].kind != "ident":
+    start = next(q for q in range(j - 1, -1, -1) if body[q].text in (";", "{", "}", "var"))
+    end = _stmt_end(body, j + 1)
+    lhs, rhs = _split_top(body[start + 1:j], ","), _split_top(body[j + 1:end], ",")
+    if len(lhs) != len(rhs):
       continue
-    name = toks[n].text
-    p = n + 1
-    if p < len(toks) and toks[p].text == "<":  # type parameters
-      p = next((j for j in range(p, len(toks)) if toks[j].text == ">"), len(toks)) + 1
-    if p >= len(toks) or toks[p].text != "(":
-      continue
-    close = matching_close(toks, p)
-    params: list[tuple[str, str]] = []  # (name, type's first word)
-    for part in _split_top(toks[p + 1:close], ","):
-      texts = [t.text for t in part if t.text not in ("ghost", "new", "nameonly")]
-      if len(texts) >= 3 and texts[1] == ":":
-        params.append((texts[0], texts[2]))
-    b = close + 1
-    while b < len(toks) and not (toks[b].text == "{" and (ends_expression(toks[b - 1]) or toks[b - 1].text == ";")
-                                 and not (b + 1 < len(toks) and toks[b + 1].text == ":")):
-      if toks[b].text in ("decreases",) or toks[b].text in _CALLABLE or toks[b].text in ("}",):
-        break
-      b = matching_close(toks, b) + 1 if toks[b].text in ("(", "[") else b + 1
-    if b >= len(toks) or toks[b].text != "{":
-      continue
-    end = matching_close(toks, b)
-    calls = [q for q in range(b + 1, end) if toks[q].text == name and toks[q + 1].text == "("
-             and toks[q - 1].text != "."]
-    if not calls:
-      continue
-    names = [x for x, _ in params]
-    ints = [x for x, t in params if t in _INTS]
-    guesses: list[str] = []
-    for q in calls:
-      args = [[t.text for t in a] for a in _split_top(toks[q + 2:matching_close(toks, q + 1)], ",")]
-      if len(args) != len(params):
+    for left, right in zip(lhs, rhs):
+      value = _text(src, right)
+      if len(left) == 1 and left[0].kind == "ident" and len(right) >= 4 and right[1].text == "[" \
+          and right[-1].text == "]" and right[0].text in written:
+        temps[left[0].text] = value
         continue
-      passed = dict(zip(names, args))
-      for x in ints:
-        arg = passed[x]
-        if arg[:2] == [x, "+"]:  # grows: bounded by a collection's size or an unchanged parameter
-          for c, t in params:
-            if t in _COLLECTIONS:
-              guesses.append(f"{c}.Length - {x}" if t == "array" else f"|{c}| - {x}")
-          guesses += [f"{y} - {x}" for y in ints if y != x and passed[y] == [y]]
-        elif arg != [x]:
-          for y in ints:  # a range [x, y] whose ends move towards each other
-            if y != x and (passed[y] == [y]) != (arg == [x]):
-              guesses += [f"{y} - {x}", f"{y} - {x} + 1"] if names.index(y) > names.index(x) else []
-      # Any other parameter the call changes, when it is not the first (Dafny's own guess).
-      guesses += [x for x in names[1:] if passed[x] != [x] and x not in ints] + \
-                 [x for x in ints if passed[x][:2] in ([x, "-"], [x, "/"]) and names.index(x) > 0]
-    for g in dict.fromkeys(guesses):
-      out.append(Candidate(toks[b].start, f"decreases {g}", group=toks[b].start,
-                           span=(toks[k].start, toks[end].end)))
-  return out
+      if len(left) < 4 or left[0].kind != "ident" or left[1].text != "[" or left[-1].text != "]" \
+          or matching_close(left, 1) != len(left) - 1 or x not in [t.text for t in left[2:-1]]:
+        continue
+      a, index = left[0].text, _text(src, left[2:-1])
+      if len(right) == 1 and right[0].text in temps:
+        value = temps[right[0].text]
+      vt = code_tokens(value)
+      if any(t.text == ":=" or t.text in _STATEMENT_WORDS for t in vt):
+        continue
+      if vt and vt[0].kind == "ident" and vt[0].text in written and len(vt) > 1 and vt[1].text == "[":
+        value = f"old({value})"
+      at_k, value_k = _replace_name(index, x, k), _replace_name(value, x, k)
+      if at_k == k and value_k == value:
+        continue  # `a[x] := E` with E free of x: the existing rule covers it
+      found += [f"forall {k} :: {lo} <= {k} < {x} ==> {a}[{at_k}] == {value_k}" for lo in dict.fromkeys([init, "0"])]
+      if at_k != k:  # a mirrored index: the stretch from x up to it is as on entry
+        found += [f"forall {k} :: {x} <= {k} <= {index} ==> {a}[{k}] == old({a}[{k}])",
+                  f"forall {k} :: {x} <= {k} < {index} ==> {a}[{k}] == old({a}[{k}])"]
+      if index == x and len(vt) == 4 and vt[1].text == "[" and vt[2].text == x and vt[0].kind == "ident":
+        found.append(f"{a}[..{x}] == {vt[0].text}[..{x}]")
+  return found
 
 
-def _fragments(src: str) -> list[tuple[int, Candidate]]:
-  """(offset of the loop body, completion) per loop-header fragment."""
-  toks = code_tokens(src)
-  declared = {toks[j - 1].text for j in range(1, len(toks)) if toks[j].text == ":" and toks[j - 1].kind == "ident"}
-  declared |= {toks[j + 1].text for j in range(len(toks) - 1) if toks[j].text in ("var",) + _CALLABLE}
-  declared |= {toks[j - 1].text for j in range(1, len(toks)) if toks[j].text == ":=" and toks[j - 1].kind == "ident"}
-  declared |= {toks[j + 1].text for j in range(len(toks) - 1) if toks[j].text in ("datatype", "class", "method", "lemma", "const")}
-  out = []
-  for w, tok in enumerate(toks):
-    if tok.text != "while":
+_NEGATE = {"==": "!=", "!=": "==", "<": ">=", ">=": "<", ">": "<=", "<=": ">"}
+
+
+def _exits(src: str, body: list[Token], x: str, init: str, k: str) -> list[str]:
+  """An `if C` at the top of the body that leaves the loop (`return`, `break`) did not fire at
+  the indices passed: `forall k :: init <= k < x ==> !C`; one that sets a flag to a constant
+  ties the flag to whether C held at one of them (`found <==> exists k :: ... && C`)."""
+  found: list[str] = []
+  depth = 0
+  for i in range(1, len(body) - 1):
+    depth += body[i].text == "{"
+    depth -= body[i].text == "}"
+    if body[i].text != "if" or depth != 0:
       continue
-    b = w + 1
-    while b < len(toks) and not (toks[b].text == "{" and ends_expression(toks[b - 1])
-                                 and b + 1 < len(toks) and toks[b + 1].text != ":" and b > w + 1):
-      b = matching_close(toks, b) + 1 if toks[b].text in ("(", "[") else b + 1
-    for j, frag in _header_fragments(src, toks, w, b):
-      binders = _binders([t.text for t in frag])
-      free = list(dict.fromkeys(t.text for t in frag if t.kind == "ident" and t.text not in declared
-                                and t.text not in binders and t.text not in _NOT_NAMES))
-      free = [v for v in free if not any(v == frag[q + 1].text and frag[q].text == "." for q in range(len(frag) - 1))]
-      lead = "" if frag[0].text in ("forall", "exists") or not free else f"forall {', '.join(free)} :: "
-      out.append((toks[b].start, Candidate(toks[j].start, f"invariant {lead}".rstrip(), keep=True)))
-  return out
+    open_at = next((j for j in range(i + 1, len(body)) if body[j].text == "{" and ends_expression(body[j - 1])), None)
+    if open_at is None:
+      continue
+    cond = body[i + 1:open_at]
+    if cond and cond[0].text == "(" and matching_close(cond, 0) == len(cond) - 1:
+      cond = cond[1:-1]
+    if x not in [t.text for t in cond] or any(t.text in _STATEMENT_WORDS for t in cond):
+      continue
+    block = [t.text for t in body[open_at + 1:matching_close(body, open_at)]]
+    text = _text(src, cond)
+    c_k = _replace_name(text, x, k)
+    ops = [j for j, t in enumerate(cond) if t.text in _NEGATE]
+    simple = len(ops) == 1 and not any(t.text in ("&&", "||", "==>", "<==>", "!") for t in cond)
+    negated = (_replace_name(_text(src, cond[:ops[0]]) + f" {_NEGATE[cond[ops[0]].text]} "
+                             + _text(src, cond[ops[0] + 1:]), x, k) if simple else f"!({c_k})")
+    if "return" in block or "break" in block:
+      found.append(f"forall {k} :: {init} <= {k} < {x} ==> {negated}")
+    for j in range(len(block) - 3):
+      if block[j + 1] == ":=" and block[j + 2] in ("true", "false") and block[j + 3] == ";" and (j == 0 or block[j - 1] in (";", "{", "}")):
+        v, val = block[j], block[j + 2]
+        some = f"exists {k} :: {init} <= {k} < {x} && {c_k}"
+        found += [f"{v} <==> {some}" if val == "true" else f"!{v} <==> {some}",
+                  f"{v} ==> {some}" if val == "true" else f"{v} ==> forall {k} :: {init} <= {k} < {x} ==> {negated}"]
+  return found

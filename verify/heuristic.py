@@ -12,15 +12,23 @@ the rest of the method vacuous. So, given the run's verifier, the search prunes 
 the same Dafny, z3 and time limit with `/subsumption:0` and a high error limit, where one call
 names every candidate that fails (a probe that runs out of time hands the pruning back to the
 run's own verdicts). Probe answers are never judged; only the proposals the run
-verifies with its own settings are. Per task the verifier is called at most
-`probes` + --attempts times (plus attempt 0, the input, and the ground-truth check).
+verifies with its own settings are.
+
+Two kinds of candidate are handled apart: the completion of a fragment the input kept is never
+dropped (without it the program does not parse), and of a group of alternatives (a recursive
+callable's decreases guesses) only the first still standing goes in; a termination error
+anywhere in that callable blames it, and the next one goes in.
+
+Per task the verifier is called at most `probes` + --attempts times (plus attempt 0, the input,
+and the ground-truth check).
 """
 import copy
 import re
 from typing import Sequence
 
 from verify.backends import Attempt, Proposal
-from verify.candidates import Candidate, program_candidates
+from verify.candidates import Candidate
+from verify.program_candidates import program_candidates
 from verify.dafny import Dafny
 from verify.data import Task
 
