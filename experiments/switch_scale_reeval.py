@@ -106,18 +106,24 @@ def rows_by_source(cfg: sweep_lib.SweepConfig, heldout_dir: str, train_dir: str,
 
 def reevaluate(cfg: sweep_lib.SweepConfig, workdir: str, x_ND: np.ndarray, *, splicer=None,
                by_source: dict[str, np.ndarray] | None = None, old_x_ND: np.ndarray | None = None,
-               curve_tokens: int = CURVE_TOKENS, cache_dir: str | None = None) -> list[dict]:
+               curve_tokens: int = CURVE_TOKENS, cache_dir: str | None = None,
+               only_cached: bool = False, names: list[str] | None = None) -> list[dict]:
   """Every finished run at its curve_tokens point and its end, on rows x_ND (the sweep's metric
   functions); with old_x_ND the end's MSE on those rows too, as 'old_recomputed'. With
-  cache_dir, a run evaluated before (same result.json) is read back instead of evaluated."""
+  cache_dir, a run evaluated before (same result.json) is read back instead of evaluated; with
+  only_cached too, the other runs are left out; with names, only those runs are evaluated."""
   out = []
   for spec in finished_runs(cfg, workdir):
+    if names and spec.name not in names:
+      continue
     run_dir = os.path.join(workdir, "runs", spec.name)
     result = read_json(os.path.join(run_dir, "result.json"))
     cache = os.path.join(cache_dir, f"{spec.name}.json") if cache_dir else None
     cached = read_json(cache) if cache else None
     if cached is not None and cached["old"]["end"]["mse"] == result["mse"]:
       out.append(cached)
+      continue
+    if only_cached:
       continue
     end = spec.train.num_steps
     wanted = sorted({curve.eval_steps((curve_tokens,), spec.train)[0], end})
@@ -225,6 +231,8 @@ def table(report: dict) -> str:
             "| run | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
   for e in ratios:
     lines.append(f"| {e['name']} | " + " | ".join(_fmt(e.get(k), ".3f") for k in keys) + " |")
+  if report.get("not_evaluated"):
+    lines += ["", "Finished but not re-evaluated: " + ", ".join(report["not_evaluated"]) + "."]
   return "\n".join(lines) + "\n"
 
 
@@ -242,6 +250,10 @@ def main(argv=None) -> dict:
   parser.add_argument("--per_source_rows", type=int, default=PER_SOURCE_ROWS)
   parser.add_argument("--cache_dir", default="", help="each run's figures, reused by a rerun; "
                       "default <heldout>_runs")
+  parser.add_argument("--runs", default="", help="comma-separated run names (default: every "
+                      "finished run)")
+  parser.add_argument("--only_cached", action="store_true", help="report the runs already in "
+                      "--cache_dir and evaluate nothing")
   args = parser.parse_args(argv)
   cfg = sweep_config(args.workdir)
   if cfg.train.data.source != "store":
@@ -254,13 +266,16 @@ def main(argv=None) -> dict:
   meta = train_store.manifest.get("meta", {})
   threshold = meta.get("threshold") or (meta["outlier_threshold"] * meta["scale"]
                                         if meta.get("outlier_threshold") else None)
-  splicer = evaluate.Splicer(cfg, train_store.scale, threshold) if cfg.splice_contexts else None
+  evaluating = not args.only_cached
+  splicer = (evaluate.Splicer(cfg, train_store.scale, threshold)
+             if cfg.splice_contexts and evaluating else None)
   by_source = (rows_by_source(cfg, args.heldout, train_dir, args.per_source_rows)
-               if args.per_source_rows else None)
+               if args.per_source_rows and evaluating else None)
   runs = reevaluate(cfg, args.workdir, evaluate.store_rows(train_dir, args.heldout, cfg.eval_rows),
                     splicer=splicer, by_source=by_source,
                     old_x_ND=evaluate.store_rows(train_dir, old_dir, cfg.eval_rows),
-                    cache_dir=cache_dir)
+                    cache_dir=cache_dir, only_cached=args.only_cached,
+                    names=[n for n in args.runs.split(",") if n])
   new_manifest = store_lib.read_manifest(args.heldout)
   report = {"heldout": {"path": os.path.abspath(args.heldout), "rows": new_manifest["n_tokens"],
                         "mix": "tokens", "tokens": _source_tokens(new_manifest),
@@ -272,6 +287,8 @@ def main(argv=None) -> dict:
             "train_scale": train_store.scale, "eval_rows": cfg.eval_rows,
             "splice_contexts": cfg.splice_contexts, "curve_tokens": CURVE_TOKENS,
             "per_source_rows": args.per_source_rows, "runs": runs,
+            "not_evaluated": [s.name for s in finished_runs(cfg, args.workdir)
+                              if s.name not in {r["name"] for r in runs}],
             "flop_matched_ratios": flop_matched_ratios(runs)}
   os.makedirs(args.out, exist_ok=True)
   write_json(os.path.join(args.out, "heldout_balanced.json"), report)
