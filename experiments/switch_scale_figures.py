@@ -150,10 +150,10 @@ def build(workdir: str, out: str) -> dict:
   for r in flop + auxk:
     if r["k"] in topk:
       gaps[r["label"]] = gap_fit(topk[r["k"]]["curve"], r["curve"])
-  gap_rows = [dict(tokens=p["tokens"], mse=p["ratio"], label=name) for name, g in gaps.items()
+  gap_rows = [dict(tokens=p["tokens"], mse_ratio=p["ratio"], label=name) for name, g in gaps.items()
               for p in g["points"]]
   if gap_rows:
-    plots.compute_plot(gap_rows, os.path.join(out, "gap.png"), xs=("tokens",),
+    plots.compute_plot(gap_rows, os.path.join(out, "gap.png"), y="mse_ratio", xs=("tokens",),
                        title="MSE(Switch) / MSE(TopK) at equal training tokens")
 
   # Equal-compute comparisons: the budgets every compared run reaches.

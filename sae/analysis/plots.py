@@ -27,7 +27,7 @@ LABELS = {"l0": "L0 (active latents per token)", "mse": "MSE (summed over d)",
           "fvu": "fraction of variance unexplained", "loss_recovered": "loss recovered",
           "flops": "training FLOPs", "seconds": "wall-clock seconds", "tokens": "training tokens",
           "alpha": "alpha",
-          "frac_dead": "fraction of dead latents", "step": "step", "delta_ce": "delta CE"}
+          "frac_dead": "fraction of dead latents", "mse_ratio": "MSE(Switch) / MSE(TopK)", "step": "step", "delta_ce": "delta CE"}
 
 
 def _plain(value: Any) -> Any:
