@@ -539,6 +539,16 @@ def _needs_more(clause: str) -> bool:
   return any(c in clause for c in ("(", "[", "::", "==>", "<==>"))
 
 
+def loop_body_start(toks, w: int) -> int:
+  """Index of the `{` that opens the body of the `while` at toks[w] (len(toks) if none): the
+  first brace after an expression that is not a set display or a map's `:` entry."""
+  b = w + 1
+  while b < len(toks) and not (toks[b].text == "{" and ends_expression(toks[b - 1])
+                               and b + 1 < len(toks) and toks[b + 1].text != ":" and b > w + 1):
+    b = matching_close(toks, b) + 1 if toks[b].text in ("(", "[") else b + 1
+  return b
+
+
 def loop_candidates(src: str) -> list[Candidate]:
   toks = code_tokens(src)
   types, contracts = _collection_types(toks), _contracts(toks)
@@ -549,10 +559,7 @@ def loop_candidates(src: str) -> list[Candidate]:
   for w, tok in enumerate(toks):
     if tok.text != "while":
       continue
-    b = w + 1
-    while b < len(toks) and not (toks[b].text == "{" and ends_expression(toks[b - 1])
-                                 and b + 1 < len(toks) and toks[b + 1].text != ":" and b > w + 1):
-      b = matching_close(toks, b) + 1 if toks[b].text in ("(", "[") else b + 1
+    b = loop_body_start(toks, w)
     if b >= len(toks):
       continue
     # What an enclosing loop knows inside its body: its guard, and its own candidates.

@@ -9,7 +9,7 @@ callable without `decreases` whose own guess fails gets guesses that go in one a
 is never read.
 """
 from verify.candidates import (_CALLABLE, Candidate, _binders, _header_fragments, _needs_more, _split_top,
-                               _text, loop_candidates)
+                               _text, loop_body_start, loop_candidates)
 from verify.lexer import code_tokens, ends_expression, matching_close
 
 _NOT_NAMES = {"forall", "exists", "old", "multiset", "set", "seq", "map", "int", "nat", "bool", "real", "char",
@@ -142,10 +142,7 @@ def _fragments(src: str) -> list[tuple[int, Candidate]]:
   for w, tok in enumerate(toks):
     if tok.text != "while":
       continue
-    b = w + 1
-    while b < len(toks) and not (toks[b].text == "{" and ends_expression(toks[b - 1])
-                                 and b + 1 < len(toks) and toks[b + 1].text != ":" and b > w + 1):
-      b = matching_close(toks, b) + 1 if toks[b].text in ("(", "[") else b + 1
+    b = loop_body_start(toks, w)
     if b >= len(toks):
       continue
     for j, frag in _header_fragments(src, toks, w, b):
