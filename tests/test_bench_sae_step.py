@@ -45,3 +45,22 @@ def test_step_flops_counts_the_encoder_work_each_dispatch_does():
   # Sparse encoder gradient: the forward product, then a k-row scatter-add instead of dW.
   assert bench_sae_step.step_flops(dataclasses.replace(topk, encoder_grad="sparse"), 16) == (
       dense_enc / 2 + 2 * 16 * 4 * 8 + decoder)
+
+
+def test_roofline_probes_compute_in_place_and_count_their_work():
+  """The probes update donated buffers (no fresh output to page-fault in) and still compute:
+  the GEMM's product equals numpy's, and the stream maps x to 0.5 x + 1 on every call."""
+  import jax.numpy as jnp
+  import numpy as np
+  from experiments import roofline
+  a = np.arange(12, dtype=np.float32).reshape(3, 4) / 7
+  b = np.arange(20, dtype=np.float32).reshape(4, 5) / 3
+  run, flops = roofline.gemm_probe(jnp.asarray(a), jnp.asarray(b))
+  run()
+  np.testing.assert_allclose(np.asarray(run()), a @ b, rtol=1e-6)
+  assert flops == 2 * 3 * 4 * 5
+  stream, moved = roofline.bandwidth_probe(nbytes=4096)
+  stream()
+  out = np.asarray(stream())
+  assert moved == 2 * 4096 and out.shape == (1024,)
+  np.testing.assert_allclose(out, 0.5 * (0.5 * 1.0 + 1.0) + 1.0)
