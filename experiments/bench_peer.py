@@ -13,6 +13,8 @@ each (forward, backward, gradient clip at 1.0, Adam update):
   torch_sparse   the same with the decoder through F.embedding_bag on the k indices (per-sample
                  weights = the k values): the fastest PyTorch TopK step we know on CPU
   ours_topk      our dense TopK (experiments/bench_sae_step.py's jitted step)
+  ours_topk_sparse_grad  the same with encoder_grad="sparse" (the same gradient, sent to the k
+                 selected encoder rows by a scatter-add instead of the dense (D, M) product)
   ours_switchN   our Switch SAE with N experts (capacity dispatch, decoder 'auto')
 
 Steps alternate round after round (2 warm-up, 5 timed; medians), so load from other processes
@@ -147,7 +149,7 @@ def run_once(args) -> dict:
   x_jax = jnp.asarray(x_np)
   experts = [int(n) for n in args.experts.split(",") if n]
   ours = bench_sae_step.variants(d, width, k, experts, [], [], ["auto"])
-  for name in ["topk"] + [f"switch{n}" for n in experts]:
+  for name in ["topk", "topk_sparse_grad"] + [f"switch{n}" for n in experts]:
     state, step = bench_sae_step.build_step(ours[name], batch, mesh)
     box = {"state": state, "r": 0}
 
@@ -183,9 +185,9 @@ def run_once(args) -> dict:
 
 
 def _table(section: dict) -> str:
-  lines = [f"{'variant':>14} {'step s':>8} {'tokens/s':>9} {'x SAELens':>9}"]
+  lines = [f"{'variant':>22} {'step s':>8} {'tokens/s':>9} {'x SAELens':>9}"]
   for row in section["rows"]:
-    lines.append(f"{row['variant']:>14} {row['step_s']:8.3f} {row['tokens_per_s']:9.0f} {row['x_saelens']:9.2f}")
+    lines.append(f"{row['variant']:>22} {row['step_s']:8.3f} {row['tokens_per_s']:9.0f} {row['x_saelens']:9.2f}")
   g = section["gemm"]
   lines.append(f"plain GEMM: torch {g['torch']['gflop_per_s']:.0f} GFLOP/s, XLA {g['xla']['gflop_per_s']:.0f} GFLOP/s")
   return "\n".join(lines)
