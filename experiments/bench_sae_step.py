@@ -6,9 +6,9 @@
 Every variant is a full stack.step training step (loss, gradients, decoder-gradient hook, clipped
 Adam, decoder renormalisation) on one device. Variants are timed interleaved, round after round,
 and each one's median is compared with dense TopK's median from the same rounds, so load from
-other processes on a shared CPU hits all of them alike. A plain (B, D) x (D, M) matmul and a
-streaming copy are timed in the same rounds: the GEMM rate and memory bandwidth give each variant
-a roofline floor (experiments/roofline.py) and the fraction of it the step reaches. By default the script restarts once under
+other processes on a shared CPU hits all of them alike. A plain (B, D) x (D, M) matmul and an
+in-place streaming update are timed in the same rounds: the GEMM rate and memory bandwidth give
+each variant a roofline floor (experiments/roofline.py) and the fraction of it the step reaches. By default the script restarts once under
 the tuned host allocator the launch mains use (stack/hostenv.py); --malloc=default measures glibc's
 defaults instead, and the JSON records which.
 """

@@ -1,9 +1,11 @@
 """The SAE step's roofline on this machine: GEMM rate and memory bandwidth, measured in one run.
 
 A variant's floor is its matmul FLOPs (bench_sae_step.step_flops) at the plain GEMM rate plus
-its memory-bound bytes at the streaming bandwidth:
+its memory-bound bytes at the streaming bandwidth (both probes below write into donated
+buffers, so neither allocation nor page faults enter the rates):
   - the optimizer update: read parameter, gradient and both Adam moments, write parameter and
-    moments (7 float32 per parameter; the fused update of stack/optim.py makes one pass);
+    moments (7 float32 per parameter: one pass; XLA:CPU runs stack/optim.py's fused update as
+    separate passes for m, v and p, so the optimizer sits well above this);
   - the decoder's k-row gathers (forward, and again for the gradient of the values) and its
     k-row scatter-add for dW (a read and a write), when the decoder works on k rows;
   - the sparse encoder gradient's k-row scatter-add (read and write);
